@@ -1,0 +1,1 @@
+"""cityhub: shared code of the platform (the MQTT contract, the MQTT session, the command line)."""

@@ -1,0 +1,7 @@
+"""``python -m cityhub``: the same as the ``cityhub`` command."""
+
+import sys
+
+from cityhub.cli import main
+
+sys.exit(main())

@@ -1,0 +1,158 @@
+"""The ``cityhub`` command: ``hub``, ``demo`` and ``sim`` (``agent``, ``rules`` and ``report`` come later)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from cityhub.contract import Topics
+
+log = logging.getLogger("cityhub")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]], duration_s: float | None = None) -> None:
+    """Run ``main(stop)``; SIGINT, SIGTERM or ``duration_s`` set ``stop`` for a clean shutdown."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if duration_s is not None:
+            loop.call_later(duration_s, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+def _cmd_hub(args: argparse.Namespace) -> int:
+    from hub.config import load_hub_settings
+    from hub.errors import ConfigError
+    from hub.service import Hub
+
+    try:
+        settings = load_hub_settings(args.config)
+    except ConfigError as exc:
+        print(f"cityhub hub: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings.log_level)
+    _run_until_signal(Hub(settings).run, args.duration)
+    return 0
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from simulators.publisher import run_synthetic
+
+    _setup_logging(args.log_level)
+
+    async def main(stop: asyncio.Event) -> None:
+        published = await run_synthetic(
+            args.mqtt_url,
+            topics=Topics(args.topic_root),
+            site=args.site,
+            devices=args.devices,
+            interval_s=args.interval,
+            count=args.count,
+            protocol=args.protocol,
+            stop=stop,
+        )
+        log.info("published %d telemetry messages", published)
+
+    _run_until_signal(main, args.duration)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hub.broker import start_embedded_broker
+    from hub.config import load_hub_settings
+    from hub.service import Hub
+    from simulators.publisher import run_synthetic
+
+    _setup_logging(args.log_level)
+    url = f"mqtt://127.0.0.1:{args.mqtt_port}"
+    settings = load_hub_settings(
+        None,
+        data_dir=str(args.data_dir),
+        hub_id="demo-hub",
+        mqtt={"url": url, "protocol": 4, "client_id": "cityhub-demo-hub"},
+        http={"port": args.http_port},
+        ingest={"flush_interval_s": 0.5},
+    )
+
+    async def main(stop: asyncio.Event) -> None:
+        broker = await start_embedded_broker(port=args.mqtt_port)
+        hub = Hub(settings)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                hub_task = tasks.create_task(hub.run(stop))
+                await asyncio.wait_for(hub.ready.wait(), 30)
+                print(
+                    f"\ncityhub demo is running (Ctrl-C to stop)\n"
+                    f"  MQTT broker (embedded, MQTT 3.1.1): {url}\n"
+                    f"  hub health:  http://127.0.0.1:{args.http_port}/health\n"
+                    f"  metrics:     http://127.0.0.1:{args.http_port}/metrics\n"
+                    f"  time series: {settings.data_dir / 'timeseries.sqlite'} (embedded SQLite)\n",
+                    flush=True,
+                )
+                await run_synthetic(url, topics=hub.topics, devices=args.devices, interval_s=2.0, protocol=4, stop=stop)
+                await hub_task
+        finally:
+            with contextlib.suppress(Exception):
+                await broker.shutdown()
+
+    _run_until_signal(main, args.duration)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``cityhub`` command."""
+    parser = argparse.ArgumentParser(prog="cityhub", description="cityhub: IoT hub and edge data platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    hub = sub.add_parser("hub", help="run the hub (MQTT ingest into InfluxDB or SQLite)")
+    hub.add_argument("--config", type=Path, help="YAML configuration file (CITYHUB_* variables override it)")
+    hub.add_argument("--duration", type=float, help="stop after this many seconds")
+    hub.set_defaults(func=_cmd_hub)
+
+    demo = sub.add_parser("demo", help="run broker, hub and simulated devices in one process, nothing to install")
+    demo.add_argument("--mqtt-port", type=int, default=1884)
+    demo.add_argument("--http-port", type=int, default=8080)
+    demo.add_argument("--data-dir", type=Path, default=Path("var/demo"))
+    demo.add_argument("--devices", type=int, default=3)
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument("--log-level", default="INFO")
+    demo.set_defaults(func=_cmd_demo)
+
+    sim = sub.add_parser("sim", help="publish synthetic telemetry through the contract")
+    sim.add_argument("--mqtt-url", default="mqtt://127.0.0.1:1883")
+    sim.add_argument("--topic-root", default="cityhub")
+    sim.add_argument("--protocol", type=int, choices=(4, 5), default=5)
+    sim.add_argument("--site", default="demo-site")
+    sim.add_argument("--devices", type=int, default=3)
+    sim.add_argument("--interval", type=float, default=2.0, help="seconds between two batches of a device")
+    sim.add_argument("--count", type=int, help="stop after this many messages")
+    sim.add_argument("--duration", type=float, help="stop after this many seconds")
+    sim.add_argument("--log-level", default="INFO")
+    sim.set_defaults(func=_cmd_sim)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cityhub`` console script."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

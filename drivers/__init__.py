@@ -1,0 +1,1 @@
+"""Device drivers: one package per protocol, each implementing the same small async interface."""

@@ -1,0 +1,1 @@
+"""ONVIF camera driver (onvif-zeep-async)."""

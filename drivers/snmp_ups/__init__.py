@@ -1,0 +1,1 @@
+"""UPS over SNMP driver (pysnmp)."""

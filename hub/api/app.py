@@ -1,0 +1,47 @@
+"""The hub's HTTP application: ``/health`` (no authentication) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hub.metrics import HubMetrics
+
+
+def create_app(metrics: HubMetrics, health: Callable[[], dict[str, Any]]) -> FastAPI:
+    """The FastAPI application of one hub."""
+    app = FastAPI(title="cityhub hub", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+
+    @app.get("/health", summary="Liveness and readiness of the hub")
+    def get_health(response: Response) -> dict[str, Any]:
+        report = health()
+        response.status_code = 200 if report["status"] == "ok" else 503
+        return report
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    def get_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the hub's event loop; the hub, not uvicorn, owns the process's signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave signal handling to the hub."""
+        yield
+
+    @property
+    def bound_port(self) -> int | None:
+        """The TCP port actually bound (useful with port 0)."""
+        for server in getattr(self, "servers", []):
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return None

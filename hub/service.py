@@ -1,0 +1,178 @@
+"""The hub process: one MQTT session, the ingest loop, the store and its spool, the HTTP endpoint.
+
+Data flow: broker → MqttSession.receive → Ingestor.ingest (validate, dedup, map) → Batch →
+TimeSeriesStore.write (InfluxDB, or the spool while it is down; or SQLite) → acknowledge to the broker.
+A message is acknowledged only once its points are durable, so a crash at any point loses nothing:
+the broker redelivers what was not acknowledged, and writes are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import uvicorn
+
+from cityhub.contract import MessageKind, Topics
+from cityhub.mqtt import BrokerAddress, MqttSession, SessionOptions
+from hub.api.app import EmbeddedServer, create_app
+from hub.config import HubSettings
+from hub.devices import DeviceStates
+from hub.ingest import Batch, Ingestor, RejectLog
+from hub.metrics import HubMetrics
+from hub.sequence import SequenceTracker
+from hub.storage.influx import InfluxV1Writer, InfluxV2Writer, LineWriter
+from hub.storage.spool import Spool
+from hub.storage.store import EmbeddedStore, InfluxStore, TimeSeriesStore
+
+log = logging.getLogger(__name__)
+
+
+def make_store(settings: HubSettings, metrics: HubMetrics) -> TimeSeriesStore:
+    """InfluxDB (with a spool) when a URL is configured, else the embedded SQLite store."""
+    influx = settings.influx
+    if not influx.url:
+        return EmbeddedStore(settings.data_dir / "timeseries.sqlite", metrics)
+    writer: LineWriter
+    if influx.api == "v2":
+        # InfluxConfig refuses v2 without these three.
+        assert influx.token is not None
+        assert influx.org is not None
+        assert influx.bucket is not None
+        writer = InfluxV2Writer(
+            influx.url, token=influx.token, org=influx.org, bucket=influx.bucket, timeout_s=influx.timeout_s
+        )
+    else:
+        writer = InfluxV1Writer(
+            influx.url,
+            database=influx.db,
+            retention_policy=influx.rp,
+            username=influx.username,
+            password=influx.password,
+            token=influx.token,
+            timeout_s=influx.timeout_s,
+            create_database=influx.create_database,
+        )
+    return InfluxStore(writer, Spool(settings.data_dir / "spool.sqlite"), metrics)
+
+
+class Hub:
+    """One hub instance."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self.metrics = HubMetrics()
+        self.topics = Topics(settings.mqtt.topic_root)
+        self.store = make_store(settings, self.metrics)
+        self.devices = DeviceStates(settings.data_dir / "devices.sqlite")
+        mqtt = settings.mqtt
+        self.session = MqttSession(
+            BrokerAddress.from_url(mqtt.url),
+            SessionOptions(
+                client_id=mqtt.client_id,
+                protocol=mqtt.protocol,
+                clean_start=False,
+                session_expiry_s=mqtt.session_expiry_s,
+                receive_maximum=mqtt.receive_maximum,
+                keepalive_s=mqtt.keepalive_s,
+                manual_ack=True,
+                subscriptions=[(self.topics.subscription(kind, mqtt.shared_group), 1) for kind in MessageKind],
+            ),
+        )
+        ingest = settings.ingest
+        self.ingestor = Ingestor(
+            topics=self.topics,
+            limits=ingest.limits(),
+            tracker=SequenceTracker(ingest.dedup_window),
+            devices=self.devices,
+            metrics=self.metrics,
+            reject_log=RejectLog(ingest.reject_log_interval_s),
+            dead_letter=self._publish_dead_letter if ingest.dead_letter else None,
+            hub_id=settings.hub_id,
+        )
+        self.http: EmbeddedServer | None = None
+        self.ready = asyncio.Event()
+        self._last_flush = time.monotonic()
+
+    def _publish_dead_letter(self, topic: str, payload: bytes) -> None:
+        # QoS 0: dead letters are a diagnostic stream (the reject counters are the record); they must
+        # not pile up in memory while the broker is away.
+        try:
+            self.session.publish_nowait(topic, payload, qos=0)
+        except (OSError, ValueError):
+            self.metrics.dead_letter_failures.inc()
+
+    def health(self) -> dict[str, Any]:
+        """Liveness and readiness, for ``/health``."""
+        connected = self.session.connected
+        self.metrics.mqtt_connected.set(1 if connected else 0)
+        spool = getattr(self.store, "spool", None)
+        return {
+            "status": "ok" if connected and self.ready.is_set() else "degraded",
+            "hub_id": self.settings.hub_id,
+            "mqtt_connected": connected,
+            "store": "influxdb" if self.settings.influx.url else "sqlite",
+            "spool_batches": spool.depth.batches if spool else 0,
+            "seconds_since_flush": round(time.monotonic() - self._last_flush, 3),
+            "devices_known": len(self.devices.all()),
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; then flush what was received and disconnect cleanly."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.store.open()
+        await self.devices.open()
+        try:
+            async with self.session, asyncio.TaskGroup() as tasks:
+                background = [tasks.create_task(self.store.run(), name="store-drain")]
+                if self.settings.http.port or self.settings.http.port == 0:
+                    background.append(tasks.create_task(self._serve_http(), name="http"))
+                self.ready.set()
+                await self._consume(stop)
+                for task in background:
+                    task.cancel()
+        finally:
+            self.ready.clear()
+            await self.store.aclose()
+            await self.devices.aclose()
+
+    async def _serve_http(self) -> None:
+        config = uvicorn.Config(
+            create_app(self.metrics, self.health),
+            host=self.settings.http.host,
+            port=self.settings.http.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self.http = EmbeddedServer(config)
+        await self.http.serve()
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        ingest = self.settings.ingest
+        batch = Batch()
+        while True:
+            remaining = max(0.0, batch.opened_at + ingest.flush_interval_s - time.monotonic())
+            messages = await self.session.receive(ingest.batch_max_messages - len(batch.messages), remaining)
+            for message in messages:
+                self.ingestor.ingest(message, batch)
+            full = len(batch.messages) >= ingest.batch_max_messages or len(batch.points) >= ingest.batch_max_points
+            if full or time.monotonic() - batch.opened_at >= ingest.flush_interval_s or stop.is_set():
+                await self._flush(batch)
+                batch = Batch()
+            if stop.is_set():
+                return
+
+    async def _flush(self, batch: Batch) -> None:
+        started = time.perf_counter()
+        if batch.points:
+            await self.store.write(batch.points)
+        await self.devices.save(list(batch.device_states.values()))
+        for message in batch.messages:
+            self.session.ack(message)
+        self._last_flush = time.monotonic()
+        if batch.messages:
+            self.metrics.batch_seconds.observe(time.perf_counter() - started)
+            self.metrics.batch_points.observe(len(batch.points))

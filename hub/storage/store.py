@@ -1,0 +1,186 @@
+"""Where the hub's batches go: InfluxDB behind an on-disk spool, or the embedded SQLite store.
+
+``TimeSeriesStore.write`` returns once the points are durable (in the database, or committed to the
+spool); only then does the hub acknowledge the messages to the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from hub.errors import StoreRejected, StoreUnavailable
+from hub.metrics import HubMetrics
+from hub.storage.influx import LineWriter
+from hub.storage.lineprotocol import Point, encode_points
+from hub.storage.spool import Spool, SpooledBatch
+from hub.storage.sqlite_store import SqliteStore
+
+log = logging.getLogger(__name__)
+
+_DROPPED_RE = re.compile(r"dropped=(\d+)")
+
+
+class TimeSeriesStore(Protocol):
+    """A durable destination for points."""
+
+    async def open(self) -> None:
+        """Get ready (files, connections); must not fail because a remote server is down."""
+
+    async def write(self, points: Sequence[Point]) -> None:
+        """Return once the points are durable."""
+
+    async def run(self) -> None:
+        """Background work (draining the spool) until cancelled."""
+
+    async def aclose(self) -> None:
+        """Release resources."""
+
+
+class EmbeddedStore:
+    """Points go straight into SQLite; it is local, so there is nothing to spool."""
+
+    def __init__(self, path: Path, metrics: HubMetrics) -> None:
+        self.sqlite = SqliteStore(path)
+        self._metrics = metrics
+
+    async def open(self) -> None:
+        """Open the SQLite file."""
+        await self.sqlite.open()
+        self._metrics.store_available.set(1)
+
+    async def write(self, points: Sequence[Point]) -> None:
+        """Commit the points."""
+        await self.sqlite.write(points)
+        self._metrics.points_written.inc(len(points))
+
+    async def run(self) -> None:
+        """Nothing runs in the background."""
+        await asyncio.Event().wait()
+
+    async def aclose(self) -> None:
+        """Close the SQLite file."""
+        await self.sqlite.aclose()
+
+
+class InfluxStore:
+    """Writes to InfluxDB while it answers; spools batches on disk while it does not, drains them in order."""
+
+    def __init__(
+        self,
+        writer: LineWriter,
+        spool: Spool,
+        metrics: HubMetrics,
+        *,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
+    ) -> None:
+        self.writer = writer
+        self.spool = spool
+        self._metrics = metrics
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._available = False
+        self._spooled = asyncio.Event()
+
+    async def open(self) -> None:
+        """Open the spool (batches left by a previous run are drained first) and check InfluxDB."""
+        await self.spool.open()
+        self._update_gauges()
+        if self.spool.depth.batches:
+            log.warning("spool holds %d batches from a previous run; draining them first", self.spool.depth.batches)
+            self._spooled.set()
+        try:
+            await self.writer.prepare()
+            self._set_available(True)
+        except StoreUnavailable as exc:
+            self._set_available(False, str(exc))
+
+    async def write(self, points: Sequence[Point]) -> None:
+        """Write to InfluxDB, or spool when it is down or when older batches still wait (order)."""
+        body = encode_points(list(points))
+        if self._available and self.spool.depth.batches == 0:
+            try:
+                await self.writer.write_lines(body)
+            except StoreUnavailable as exc:
+                self._set_available(False, str(exc))
+            except StoreRejected as exc:
+                self._count_rejected(exc, len(points))
+                return
+            else:
+                self._metrics.points_written.inc(len(points))
+                return
+        await self.spool.append(body, len(points))
+        self._metrics.points_spooled.inc(len(points))
+        self._update_gauges()
+        self._spooled.set()
+
+    async def run(self) -> None:
+        """Drain the spool oldest first, with capped exponential backoff while InfluxDB is down."""
+        delay = self._retry_initial_s
+        while True:
+            await self._spooled.wait()
+            batch = await self.spool.head()
+            if batch is None:
+                self._spooled.clear()
+                continue
+            if await self._drain_one(batch):
+                delay = self._retry_initial_s
+            else:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_s)
+
+    async def _drain_one(self, batch: SpooledBatch) -> bool:
+        try:
+            if not self._available:
+                await self.writer.prepare()  # e.g. create the database InfluxDB lost or never had
+            await self.writer.write_lines(batch.body)
+        except StoreUnavailable as exc:
+            self._set_available(False, str(exc))
+            return False
+        except StoreRejected as exc:
+            self._count_rejected(exc, batch.points)
+        else:
+            self._metrics.points_written.inc(batch.points)
+        await self.spool.remove(batch)
+        self._update_gauges()
+        if self.spool.depth.batches == 0:
+            log.info("spool drained")
+        self._set_available(True)
+        return True
+
+    def _set_available(self, available: bool, why: str = "") -> None:
+        # Log the transition once each way, not every failed write.
+        if available and not self._available:
+            log.info("InfluxDB is reachable; writing directly")
+        elif not available and self._available:
+            log.warning("InfluxDB unavailable, spooling batches on disk: %s", why)
+        elif not available:
+            log.debug("InfluxDB still unavailable: %s", why)
+        if not available:
+            self._metrics.store_errors.labels(kind="unavailable").inc()
+        self._available = available
+        self._metrics.store_available.set(1 if available else 0)
+
+    def _count_rejected(self, exc: StoreRejected, points: int) -> None:
+        match = _DROPPED_RE.search(str(exc))
+        dropped = int(match.group(1)) if match else points
+        self._metrics.store_errors.labels(kind="rejected").inc()
+        self._metrics.points_rejected_by_store.inc(dropped)
+        self._metrics.points_written.inc(points - dropped)
+        log.error("InfluxDB refused %d of %d points: %s", dropped, points, exc)
+
+    def _update_gauges(self) -> None:
+        depth = self.spool.depth
+        self._metrics.spool_batches.set(depth.batches)
+        self._metrics.spool_points.set(depth.points)
+        self._metrics.spool_bytes.set(depth.bytes)
+
+    async def aclose(self) -> None:
+        """Close the spool and the HTTP client."""
+        await self.spool.aclose()
+        await self.writer.aclose()

@@ -1,0 +1,1 @@
+"""Simulators of every device kind, speaking the cityhub contract over real sockets."""
