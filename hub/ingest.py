@@ -241,13 +241,15 @@ class Ingestor:
 
     def _record_birth(self, birth: BirthMessage, batch: Batch) -> None:
         known = self._known(batch, birth.site, birth.device)
+        same_boot = known is not None and known.boot == birth.boot
+        # A birth describes the device; only a status message changes its online state.
         batch.device_states[(birth.site, birth.device)] = DeviceState(
             site=birth.site,
             device=birth.device,
             kind=birth.kind,
             boot=birth.boot,
-            state=known.state if known and known.boot == birth.boot else "online",
-            since_ms=known.since_ms if known and known.boot == birth.boot else birth.ts,
+            state=known.state if known and same_boot else "unknown",
+            since_ms=known.since_ms if known and same_boot else birth.ts,
             birth=birth.model_dump_json(),
         )
 

@@ -1,0 +1,146 @@
+"""End to end on real parts: a device publishes through Mosquitto, the hub stores into InfluxDB or SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+from hubtools import hub_settings, influx_count, metric_value, running_hub, wait_for
+from services import InfluxDBServer, MosquittoServer
+
+from cityhub.contract import DeviceEvent, MetricSpec, Reading, Topics
+from cityhub.mqtt import BrokerAddress, MqttSession, SessionOptions
+from hub.storage.store import EmbeddedStore
+from simulators.publisher import DeviceIdentity, DevicePublisher, now_ms
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def ups_publisher(url: str, topics: Topics, device: str = "ups-01") -> DevicePublisher:
+    return DevicePublisher(
+        url,
+        DeviceIdentity(site="cjt-server-room", device=device, kind="ups", profile="rfc1628", model="9PX"),
+        topics=topics,
+        metrics=[MetricSpec(metric="battery.charge", type="float", unit="%")],
+    )
+
+
+def ups_readings(ts: int) -> list[Reading]:
+    return [
+        Reading(metric="battery.charge", value=97.5, unit="%", ts=ts),
+        Reading(metric="battery.runtime", value=1800, unit="s", ts=ts),
+        Reading(metric="ups.on_line", value=True, ts=ts),
+        Reading(metric="ups.status", value="OL CHRG", ts=ts),
+        Reading(metric="input.voltage", quality="bad", ts=ts),
+    ]
+
+
+async def test_telemetry_events_birth_and_status_land_in_influxdb(
+    tmp_path: Path, mosquitto: MosquittoServer, influxdb: InfluxDBServer
+) -> None:
+    db, root = unique("e2e_"), unique("root")
+    topics = Topics(root)
+    settings = hub_settings(tmp_path, mosquitto.url, influx=influxdb, db=db, client_id=unique("hub-"),
+                            mqtt={"topic_root": root})
+    ts = now_ms() - 5_000
+    async with running_hub(settings) as hub:
+        device = ups_publisher(mosquitto.url, topics)
+        await device.start()
+        await device.publish_telemetry(ups_readings(ts))
+        await device.publish_events([DeviceEvent(type="ups.on_battery", ts=ts + 1, attributes={"load": 41.0})])
+        await device.stop()
+
+        async def stored() -> bool:
+            return influx_count(influxdb, db, "device_status", "online") == 2 and influx_count(
+                influxdb, db, "events", "active") == 1
+        await wait_for(stored, 10, "status and event points")
+        assert metric_value(hub, "cityhub_hub_points_written_total") == 5 + 1 + 1 + 2
+
+    answer = influxdb.query('SELECT * FROM "battery" GROUP BY *', db=db)
+    series = {s["tags"]["point"]: s for s in answer["results"][0]["series"]}
+    charge = series["battery.charge"]
+    assert charge["tags"] == {"device": "ups-01", "kind": "ups", "point": "battery.charge", "site": "cjt-server-room",
+                              "unit": "%"}
+    assert charge["values"] == [[ts, 97.5]]  # time, value: the only field battery points have
+    assert series["battery.runtime"]["values"][0][-1] == 1800.0
+
+    ups = influxdb.query('SELECT "value", "text" FROM "ups" GROUP BY "point"', db=db)["results"][0]["series"]
+    assert {s["tags"]["point"]: s["values"][0][1:] for s in ups} == {
+        "ups.on_line": [1.0, None], "ups.status": [None, "OL CHRG"]}
+    bad = influxdb.query('SELECT "quality", "value" FROM "input"', db=db)["results"][0]["series"][0]
+    assert bad["values"] == [[ts, "bad", None]]
+
+    event = influxdb.query('SELECT * FROM "events"', db=db)["results"][0]["series"][0]
+    row = dict(zip(event["columns"], event["values"][0], strict=True))
+    assert row["time"] == ts + 1 and row["active"] is True and row["event"] == "ups.on_battery"
+    assert json.loads(row["attributes"]) == {"load": 41.0}
+
+    status = influxdb.query('SELECT "state" FROM "device_status"', db=db)["results"][0]["series"][0]["values"]
+    assert [state for _, state in status] == ["online", "offline"]
+    birth = influxdb.query('SELECT "model", "profile" FROM "device_birth"', db=db)["results"][0]["series"][0]
+    assert birth["values"][0][1:] == ["9PX", "rfc1628"]
+
+
+async def test_embedded_mode_stores_in_sqlite(tmp_path: Path, mosquitto: MosquittoServer) -> None:
+    root = unique("root")
+    settings = hub_settings(tmp_path, mosquitto.url, client_id=unique("hub-"), mqtt={"topic_root": root})
+    ts = now_ms() - 1_000
+    async with running_hub(settings) as hub:
+        device = ups_publisher(mosquitto.url, Topics(root))
+        await device.start()
+        await device.publish_telemetry(ups_readings(ts))
+        await device.publish_telemetry(ups_readings(ts + 1_000))
+        assert isinstance(hub.store, EmbeddedStore)
+        sqlite = hub.store.sqlite
+
+        async def stored() -> bool:
+            return len(await sqlite.query("battery", tags={"point": "battery.charge"})) == 2
+        await wait_for(stored, 10, "two battery.charge points in SQLite")
+        await device.stop()
+    points = await_points = await _read_back(settings.data_dir / "timeseries.sqlite")
+    assert await_points == points
+    charge = [p for p in points if p.tags["point"] == "battery.charge"]
+    assert [(p.ts_ms, p.fields) for p in charge] == [(ts, {"value": 97.5}), (ts + 1_000, {"value": 97.5})]
+    assert charge[0].tags == {"device": "ups-01", "kind": "ups", "point": "battery.charge", "site": "cjt-server-room",
+                              "unit": "%"}
+
+
+async def _read_back(path: Path) -> list:  # type: ignore[type-arg]
+    from hub.storage.sqlite_store import SqliteStore
+
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        return await store.query("battery")
+    finally:
+        await store.aclose()
+
+
+async def test_rejected_message_is_dead_lettered_with_its_reason(tmp_path: Path, mosquitto: MosquittoServer) -> None:
+    root = unique("root")
+    topics = Topics(root)
+    settings = hub_settings(tmp_path, mosquitto.url, client_id=unique("hub-"), mqtt={"topic_root": root})
+    listener = MqttSession(BrokerAddress.from_url(mosquitto.url), SessionOptions(
+        client_id=unique("dl-"), subscriptions=[(f"{topics.prefix}/_hub/deadletter/#", 1)]))
+    async with running_hub(settings) as hub, listener:
+        await asyncio.sleep(0.2)
+        spoofed = json.dumps({"device": "ups-99", "site": "cjt", "kind": "ups", "boot": 1, "seq": 1,
+                              "readings": [{"metric": "a.b", "value": 1, "ts": now_ms()}]}).encode()
+        await listener.publish(topics.device("cjt", "ups-01", topics_kind("telemetry")), spoofed)
+        letters = await listener.receive(10, 5)
+        assert len(letters) == 1
+        assert letters[0].topic == f"{topics.prefix}/_hub/deadletter/identity_mismatch"
+        letter = json.loads(letters[0].payload)
+        assert letter["reason"] == "identity_mismatch" and "cjt/ups-99" in letter["detail"]
+        assert json.loads(letter["payload"]) == json.loads(spoofed)
+        assert metric_value(hub, "cityhub_hub_messages_rejected_total", {"reason": "identity_mismatch"}) == 1
+
+
+def topics_kind(name: str):  # type: ignore[no-untyped-def]
+    from cityhub.contract import MessageKind
+
+    return MessageKind(name)

@@ -1,0 +1,136 @@
+"""Helpers for hub tests: settings, a hub running in the test's loop or in its own process, read-backs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from services import InfluxDBServer, free_port
+
+from hub.config import HubSettings, load_hub_settings
+from hub.service import Hub
+
+
+def hub_settings(
+    tmp_path: Path,
+    mqtt_url: str,
+    *,
+    influx: InfluxDBServer | None = None,
+    db: str = "cityhub",
+    client_id: str = "test-hub",
+    **sections: Any,
+) -> HubSettings:
+    """Settings for a hub writing into ``influx`` (or SQLite when None), flushing fast."""
+    data: dict[str, Any] = {
+        "data_dir": str(tmp_path / client_id),
+        "hub_id": client_id,
+        "mqtt": {"url": mqtt_url, "client_id": client_id},
+        "http": {"port": 0},
+        "ingest": {"flush_interval_s": 0.2, "reject_log_interval_s": 60},
+    }
+    if influx is not None:
+        data["influx"] = {"url": influx.url, "db": db, "timeout_s": 2.0}
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value}
+    return load_hub_settings(None, **data)
+
+
+@contextlib.asynccontextmanager
+async def running_hub(settings: HubSettings) -> AsyncIterator[Hub]:
+    """A hub running in this event loop until the block ends (then stopped cleanly)."""
+    hub = Hub(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(hub.run(stop))
+    ready = asyncio.create_task(hub.ready.wait())
+    await asyncio.wait([task, ready], timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # raises the hub's start-up error
+    assert hub.ready.is_set(), "hub did not become ready"
+    try:
+        yield hub
+    finally:
+        ready.cancel()
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+class HubProcess:
+    """``cityhub hub`` in a process of its own, for SIGKILL tests."""
+
+    def __init__(self, settings: HubSettings, workdir: Path) -> None:
+        self.config_path = workdir / f"{settings.hub_id}.yaml"
+        self.http_port = free_port()
+        data = settings.model_dump(mode="json")
+        data["http"]["port"] = self.http_port
+        self.config_path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        self.log_path = workdir / f"{settings.hub_id}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the process."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cityhub", "hub", "--config", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no goodbye."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM and wait for a clean exit."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def log_tail(self) -> str:
+        """The end of the hub's log, for assertion messages."""
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], timeout_s: float, what: str, interval_s: float = 0.2
+) -> None:
+    """Poll ``condition`` until true, or fail with ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await condition():
+            return
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def influx_count(influxdb: InfluxDBServer, db: str, measurement: str, field: str = "value") -> int:
+    """How many points of ``measurement`` hold ``field`` (0 when the database or series does not exist)."""
+    try:
+        answer = influxdb.query(f'SELECT count("{field}") FROM "{measurement}"', db=db)
+    except RuntimeError:
+        return 0
+    series = answer["results"][0].get("series")
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+def metric_value(hub: Hub, name: str, labels: dict[str, str] | None = None) -> float:
+    """A sample of the hub's Prometheus registry (0 when never set)."""
+    value = hub.metrics.registry.get_sample_value(name, labels or {})
+    return value or 0.0
