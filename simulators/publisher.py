@@ -7,6 +7,7 @@ It drives the hub end to end (``cityhub sim``) and is the base the device simula
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
@@ -87,9 +88,7 @@ class DevicePublisher:
         return self.topics.device(self.identity.site, self.identity.device, kind)
 
     async def _send(self, kind: MessageKind, payload: bytes, timeout_s: float) -> None:
-        await self.session.publish(
-            self._topic(kind), payload, qos=QOS[kind], retain=RETAIN[kind], timeout_s=timeout_s
-        )
+        await self.session.publish(self._topic(kind), payload, qos=QOS[kind], retain=RETAIN[kind], timeout_s=timeout_s)
 
     async def start(self, timeout_s: float = 30.0) -> None:
         """Connect, then publish the birth and the online status."""
@@ -201,10 +200,8 @@ async def run_synthetic(
             for index, publisher in enumerate(publishers):
                 await publisher.publish_telemetry(environment_readings(index, ts))
                 published += 1
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval_s)
-            except TimeoutError:
-                pass
     finally:
         for publisher in publishers:
             await publisher.stop()

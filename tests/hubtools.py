@@ -87,6 +87,11 @@ class HubProcess:
                 start_new_session=True,
             )
 
+    @property
+    def alive(self) -> bool:
+        """Whether the process is running."""
+        return self.process is not None and self.process.poll() is None
+
     def kill(self) -> None:
         """SIGKILL: no flush, no goodbye."""
         assert self.process is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cityhub.contract import MessageKind, Topics, TopicError
+from cityhub.contract import MessageKind, TopicError, Topics
 
 
 def test_device_topic_round_trips() -> None:

@@ -64,12 +64,21 @@ def test_bad_quality_reading_may_omit_the_value() -> None:
         (b"", RejectReason.MALFORMED_JSON),
         (b"[]", RejectReason.SCHEMA),
         (b'{"device": "ups-01"}', RejectReason.SCHEMA),
-        (b'{"device":"ups-01","site":"cjt","kind":"ups","boot":1,"seq":1,"readings":[{"metric":"a.b","value":NaN,'
-         b'"ts":1790000000000}]}', RejectReason.NON_FINITE_VALUE),
-        (b'{"device":"ups-01","site":"cjt","kind":"ups","boot":1,"seq":1,"readings":[{"metric":"a.b",'
-         b'"value":-Infinity,"ts":1790000000000}]}', RejectReason.NON_FINITE_VALUE),
-        (b'{"device":"ups-01","site":"cjt","kind":"ups","boot":1,"seq":1,"readings":[{"metric":"a.b","value":1e999,'
-         b'"ts":1790000000000}]}', RejectReason.NON_FINITE_VALUE),
+        (
+            b'{"device":"ups-01","site":"cjt","kind":"ups","boot":1,"seq":1,"readings":[{"metric":"a.b","value":NaN,'
+            b'"ts":1790000000000}]}',
+            RejectReason.NON_FINITE_VALUE,
+        ),
+        (
+            b'{"device":"ups-01","site":"cjt","kind":"ups","boot":1,"seq":1,"readings":[{"metric":"a.b",'
+            b'"value":-Infinity,"ts":1790000000000}]}',
+            RejectReason.NON_FINITE_VALUE,
+        ),
+        (
+            b'{"device":"ups-01","site":"cjt","kind":"ups","boot":1,"seq":1,"readings":[{"metric":"a.b","value":1e999,'
+            b'"ts":1790000000000}]}',
+            RejectReason.NON_FINITE_VALUE,
+        ),
     ],
 )
 def test_raw_payloads_are_rejected_with_their_reason(payload: bytes, reason: RejectReason) -> None:
@@ -117,6 +126,8 @@ def test_old_retained_birth_is_accepted_but_a_future_one_is_not() -> None:
 
 
 def test_event_attribute_must_be_finite() -> None:
-    event = b'{"device":"ups-01","site":"cjt","kind":"ups","boot":1,"seq":1,"events":[{"type":"ups.on_battery",' \
+    event = (
+        b'{"device":"ups-01","site":"cjt","kind":"ups","boot":1,"seq":1,"events":[{"type":"ups.on_battery",'
         b'"ts":1790000000000,"attributes":{"load":NaN}}]}'
+    )
     assert reason_of(event, topic="cityhub/v1/cjt/ups-01/event") is RejectReason.NON_FINITE_VALUE

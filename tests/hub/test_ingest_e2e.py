@@ -10,8 +10,9 @@ from pathlib import Path
 from hubtools import hub_settings, influx_count, metric_value, running_hub, wait_for
 from services import InfluxDBServer, MosquittoServer
 
-from cityhub.contract import DeviceEvent, MetricSpec, Reading, Topics
+from cityhub.contract import DeviceEvent, MessageKind, MetricSpec, Reading, Topics
 from cityhub.mqtt import BrokerAddress, MqttSession, SessionOptions
+from hub.storage.sqlite_store import SqliteStore
 from hub.storage.store import EmbeddedStore
 from simulators.publisher import DeviceIdentity, DevicePublisher, now_ms
 
@@ -44,8 +45,9 @@ async def test_telemetry_events_birth_and_status_land_in_influxdb(
 ) -> None:
     db, root = unique("e2e_"), unique("root")
     topics = Topics(root)
-    settings = hub_settings(tmp_path, mosquitto.url, influx=influxdb, db=db, client_id=unique("hub-"),
-                            mqtt={"topic_root": root})
+    settings = hub_settings(
+        tmp_path, mosquitto.url, influx=influxdb, db=db, client_id=unique("hub-"), mqtt={"topic_root": root}
+    )
     ts = now_ms() - 5_000
     async with running_hub(settings) as hub:
         device = ups_publisher(mosquitto.url, topics)
@@ -55,28 +57,40 @@ async def test_telemetry_events_birth_and_status_land_in_influxdb(
         await device.stop()
 
         async def stored() -> bool:
-            return influx_count(influxdb, db, "device_status", "online") == 2 and influx_count(
-                influxdb, db, "events", "active") == 1
+            return (
+                influx_count(influxdb, db, "device_status", "online") == 2
+                and influx_count(influxdb, db, "events", "active") == 1
+            )
+
         await wait_for(stored, 10, "status and event points")
         assert metric_value(hub, "cityhub_hub_points_written_total") == 5 + 1 + 1 + 2
 
     answer = influxdb.query('SELECT * FROM "battery" GROUP BY *', db=db)
     series = {s["tags"]["point"]: s for s in answer["results"][0]["series"]}
     charge = series["battery.charge"]
-    assert charge["tags"] == {"device": "ups-01", "kind": "ups", "point": "battery.charge", "site": "cjt-server-room",
-                              "unit": "%"}
+    assert charge["tags"] == {
+        "device": "ups-01",
+        "kind": "ups",
+        "point": "battery.charge",
+        "site": "cjt-server-room",
+        "unit": "%",
+    }
     assert charge["values"] == [[ts, 97.5]]  # time, value: the only field battery points have
     assert series["battery.runtime"]["values"][0][-1] == 1800.0
 
     ups = influxdb.query('SELECT "value", "text" FROM "ups" GROUP BY "point"', db=db)["results"][0]["series"]
     assert {s["tags"]["point"]: s["values"][0][1:] for s in ups} == {
-        "ups.on_line": [1.0, None], "ups.status": [None, "OL CHRG"]}
+        "ups.on_line": [1.0, None],
+        "ups.status": [None, "OL CHRG"],
+    }
     bad = influxdb.query('SELECT "quality", "value" FROM "input"', db=db)["results"][0]["series"][0]
     assert bad["values"] == [[ts, "bad", None]]
 
     event = influxdb.query('SELECT * FROM "events"', db=db)["results"][0]["series"][0]
     row = dict(zip(event["columns"], event["values"][0], strict=True))
-    assert row["time"] == ts + 1 and row["active"] is True and row["event"] == "ups.on_battery"
+    assert row["time"] == ts + 1
+    assert row["active"] is True
+    assert row["event"] == "ups.on_battery"
     assert json.loads(row["attributes"]) == {"load": 41.0}
 
     status = influxdb.query('SELECT "state" FROM "device_status"', db=db)["results"][0]["series"][0]["values"]
@@ -99,48 +113,51 @@ async def test_embedded_mode_stores_in_sqlite(tmp_path: Path, mosquitto: Mosquit
 
         async def stored() -> bool:
             return len(await sqlite.query("battery", tags={"point": "battery.charge"})) == 2
+
         await wait_for(stored, 10, "two battery.charge points in SQLite")
         await device.stop()
-    points = await_points = await _read_back(settings.data_dir / "timeseries.sqlite")
-    assert await_points == points
+    # Read back from the file after the hub has stopped: what a restarted hub or a backup would see.
+    reopened = SqliteStore(settings.data_dir / "timeseries.sqlite")
+    await reopened.open()
+    points = await reopened.query("battery")
+    await reopened.aclose()
     charge = [p for p in points if p.tags["point"] == "battery.charge"]
     assert [(p.ts_ms, p.fields) for p in charge] == [(ts, {"value": 97.5}), (ts + 1_000, {"value": 97.5})]
-    assert charge[0].tags == {"device": "ups-01", "kind": "ups", "point": "battery.charge", "site": "cjt-server-room",
-                              "unit": "%"}
-
-
-async def _read_back(path: Path) -> list:  # type: ignore[type-arg]
-    from hub.storage.sqlite_store import SqliteStore
-
-    store = SqliteStore(path)
-    await store.open()
-    try:
-        return await store.query("battery")
-    finally:
-        await store.aclose()
+    assert charge[0].tags == {
+        "device": "ups-01",
+        "kind": "ups",
+        "point": "battery.charge",
+        "site": "cjt-server-room",
+        "unit": "%",
+    }
 
 
 async def test_rejected_message_is_dead_lettered_with_its_reason(tmp_path: Path, mosquitto: MosquittoServer) -> None:
     root = unique("root")
     topics = Topics(root)
     settings = hub_settings(tmp_path, mosquitto.url, client_id=unique("hub-"), mqtt={"topic_root": root})
-    listener = MqttSession(BrokerAddress.from_url(mosquitto.url), SessionOptions(
-        client_id=unique("dl-"), subscriptions=[(f"{topics.prefix}/_hub/deadletter/#", 1)]))
+    listener = MqttSession(
+        BrokerAddress.from_url(mosquitto.url),
+        SessionOptions(client_id=unique("dl-"), subscriptions=[(f"{topics.prefix}/_hub/deadletter/#", 1)]),
+    )
     async with running_hub(settings) as hub, listener:
         await asyncio.sleep(0.2)
-        spoofed = json.dumps({"device": "ups-99", "site": "cjt", "kind": "ups", "boot": 1, "seq": 1,
-                              "readings": [{"metric": "a.b", "value": 1, "ts": now_ms()}]}).encode()
-        await listener.publish(topics.device("cjt", "ups-01", topics_kind("telemetry")), spoofed)
+        spoofed = json.dumps(
+            {
+                "device": "ups-99",
+                "site": "cjt",
+                "kind": "ups",
+                "boot": 1,
+                "seq": 1,
+                "readings": [{"metric": "a.b", "value": 1, "ts": now_ms()}],
+            }
+        ).encode()
+        await listener.publish(topics.device("cjt", "ups-01", MessageKind.TELEMETRY), spoofed)
         letters = await listener.receive(10, 5)
         assert len(letters) == 1
         assert letters[0].topic == f"{topics.prefix}/_hub/deadletter/identity_mismatch"
         letter = json.loads(letters[0].payload)
-        assert letter["reason"] == "identity_mismatch" and "cjt/ups-99" in letter["detail"]
+        assert letter["reason"] == "identity_mismatch"
+        assert "cjt/ups-99" in letter["detail"]
         assert json.loads(letter["payload"]) == json.loads(spoofed)
         assert metric_value(hub, "cityhub_hub_messages_rejected_total", {"reason": "identity_mismatch"}) == 1
-
-
-def topics_kind(name: str):  # type: ignore[no-untyped-def]
-    from cityhub.contract import MessageKind
-
-    return MessageKind(name)

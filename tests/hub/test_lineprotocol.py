@@ -23,12 +23,12 @@ NASTY = [
     "back\\\\double",
     "\\ leading backslash space",
     "mid\\,escaped-looking comma",
-    "a b,c=d\"e\\f",
+    'a b,c=d"e\\f',
     "ș ț ă î â Timișoara",
     "x f=1 2\nnope",  # refused in tags (line break), allowed in string fields
     "trailing backslash\\",  # refused in tags, allowed in string fields
     "tab\there",
-    "fields=1i,x=\"y\" 123",
+    'fields=1i,x="y" 123',
 ]
 TAG_SAFE = [v for v in NASTY if "\n" not in v and not v.endswith("\\")]
 
@@ -96,9 +96,10 @@ def test_special_characters_round_trip_through_influxdb(influxdb: InfluxDBServer
     """Each nasty value as a tag and as a string field comes back exactly, one point each, no injection."""
     db = f"lp_{uuid.uuid4().hex[:8]}"
     influxdb.create_database(db)
-    points = [point(tag=tag, text=text, ts=1_700_000_000_000 + i) for i, (tag, text) in enumerate(zip(
-        TAG_SAFE * 2, NASTY + NASTY[: 2 * len(TAG_SAFE) - len(NASTY)], strict=True
-    ))]
+    points = [
+        point(tag=tag, text=text, ts=1_700_000_000_000 + i)
+        for i, (tag, text) in enumerate(zip(TAG_SAFE * 2, NASTY + NASTY[: 2 * len(TAG_SAFE) - len(NASTY)], strict=True))
+    ]
     influxdb.write(db, encode_points(points).decode())
     rows = _query_rows(influxdb, db)
     assert len(rows) == len(points)

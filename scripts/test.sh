@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up and runs cityhub's whole test suite on a fresh Debian machine: installs Debian's mosquitto
+# and influxdb when missing (the tests start private instances of both), the Python packages, then
+# runs ruff, mypy and every pytest test (fault, fuzz and end-to-end included).
+# Arguments go to pytest (e.g. -k hostile).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || missing+=(influxdb)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+scripts/venv.sh dev
+
+echo "==> ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "==> mypy (strict)"
+.venv/bin/mypy
+echo "==> pytest"
+exec .venv/bin/pytest "$@"
