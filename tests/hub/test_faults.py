@@ -155,6 +155,8 @@ async def test_hub_sigkilled_mid_stream_loses_nothing_and_stores_nothing_twice(
         await asyncio.wait_for(publishing, 120)
         assert 0 < killed_at < stream.published
         await wait_stored(influxdb, db, stream.expected_points)
+        # The restarted hub resumed its persistent session: the broker had kept what it missed.
+        assert "session present: True" in hub.log_tail()
         await stream.stop()
     except BaseException:
         print(hub.log_tail())
