@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cityhub.contract import Topics
+from cityhub.mqtt import MqttError
 
 log = logging.getLogger("cityhub")
 
@@ -46,7 +47,18 @@ def _cmd_hub(args: argparse.Namespace) -> int:
         print(f"cityhub hub: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     _setup_logging(settings.log_level)
-    _run_until_signal(Hub(settings).run, args.duration)
+    try:
+        _run_until_signal(Hub(settings).run, args.duration)
+    except BaseExceptionGroup as group:
+        # The hub's task group wraps a broker that cannot be reached; say so without a traceback.
+        broker_errors, others = group.split(MqttError)
+        if others is not None or broker_errors is None:
+            raise
+        print(f"cityhub hub: {broker_errors.exceptions[0]}", file=sys.stderr)
+        return 1
+    except MqttError as exc:
+        print(f"cityhub hub: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -91,8 +91,8 @@ class SessionOptions:
     will: Will | None = None
     subscriptions: Sequence[tuple[str, int]] = ()
     manual_ack: bool = False
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
+    reconnect_min_s: int = 1
+    reconnect_max_s: int = 30
 
 
 @dataclass(slots=True)
@@ -141,7 +141,7 @@ class MqttSession:
             client.tls_set()
         if o.will:
             client.will_set(o.will.topic, o.will.payload, qos=o.will.qos, retain=o.will.retain)
-        client.reconnect_delay_set(min_delay=max(1, int(o.reconnect_min_s)), max_delay=int(o.reconnect_max_s))
+        client.reconnect_delay_set(min_delay=o.reconnect_min_s, max_delay=o.reconnect_max_s)
         # paho keeps QoS>0 messages published while disconnected and sends them after reconnecting.
         client.max_queued_messages_set(0)
         client.max_inflight_messages_set(100)

@@ -71,6 +71,9 @@ class InfluxConfig(_Section):
     bucket: str | None = None
     timeout_s: float = Field(default=10.0, gt=0, le=300)
     create_database: bool = True
+    spool_max_mb: int = Field(
+        default=1024, ge=1, description="Disk for batches waiting while InfluxDB is down; then backpressure"
+    )
 
     @model_validator(mode="after")
     def _v2_needs_credentials(self) -> Self:

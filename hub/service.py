@@ -55,7 +55,9 @@ def make_store(settings: HubSettings, metrics: HubMetrics) -> TimeSeriesStore:
             timeout_s=influx.timeout_s,
             create_database=influx.create_database,
         )
-    return InfluxStore(writer, Spool(settings.data_dir / "spool.sqlite"), metrics)
+    return InfluxStore(
+        writer, Spool(settings.data_dir / "spool.sqlite"), metrics, spool_max_bytes=influx.spool_max_mb * 1024**2
+    )
 
 
 class Hub:

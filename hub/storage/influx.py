@@ -95,10 +95,21 @@ class InfluxV1Writer:
         return answer
 
     async def prepare(self) -> None:
-        """Create the database if allowed (CREATE DATABASE is idempotent in InfluxQL)."""
+        """Check that InfluxDB answers; create the database if allowed (idempotent in InfluxQL)."""
+        try:
+            response = await self._client.get("/ping")
+        except httpx.HTTPError as exc:
+            raise StoreUnavailable(f"InfluxDB unreachable: {exc!r}") from exc
+        if response.status_code >= 300:
+            raise StoreUnavailable(f"InfluxDB ping answered HTTP {response.status_code}")
         if self._create_database:
             name = self._database.replace("\\", "\\\\").replace('"', '\\"')
-            await self.query(f'CREATE DATABASE "{name}"')
+            try:
+                await self.query(f'CREATE DATABASE "{name}"')
+            except (StoreUnavailable, StoreRejected) as exc:
+                # A writer without admin rights, or InfluxDB 3 (which creates databases on write):
+                # writes may still succeed, and if not they fail and spool with their own error.
+                log.warning("could not create database %r (continuing): %s", self._database, exc)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""

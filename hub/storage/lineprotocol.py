@@ -97,3 +97,15 @@ def encode_point(point: Point) -> str:
 def encode_points(points: list[Point]) -> bytes:
     """A batch of points as a line-protocol body (millisecond precision)."""
     return ("\n".join(encode_point(p) for p in points) + "\n").encode("utf-8")
+
+
+def encode_valid_points(points: list[Point]) -> tuple[bytes, list[tuple[Point, str]]]:
+    """Encode what can be encoded; return the body and the refused points with the reason."""
+    lines: list[str] = []
+    refused: list[tuple[Point, str]] = []
+    for point in points:
+        try:
+            lines.append(encode_point(point))
+        except LineProtocolError as exc:
+            refused.append((point, str(exc)))
+    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b"", refused

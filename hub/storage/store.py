@@ -16,7 +16,7 @@ from typing import Protocol
 from hub.errors import StoreRejected, StoreUnavailable
 from hub.metrics import HubMetrics
 from hub.storage.influx import LineWriter
-from hub.storage.lineprotocol import Point, encode_points
+from hub.storage.lineprotocol import LineProtocolError, Point, encode_points, encode_valid_points
 from hub.storage.spool import Spool, SpooledBatch
 from hub.storage.sqlite_store import SqliteStore
 
@@ -78,12 +78,14 @@ class InfluxStore:
         *,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
+        spool_max_bytes: int = 1024**3,
     ) -> None:
         self.writer = writer
         self.spool = spool
         self._metrics = metrics
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
+        self._spool_max_bytes = spool_max_bytes
         self._available = False
         self._spooled = asyncio.Event()
 
@@ -102,20 +104,60 @@ class InfluxStore:
 
     async def write(self, points: Sequence[Point]) -> None:
         """Write to InfluxDB, or spool when it is down or when older batches still wait (order)."""
-        body = encode_points(list(points))
-        if self._available and self.spool.depth.batches == 0:
-            try:
-                await self.writer.write_lines(body)
-            except StoreUnavailable as exc:
-                self._set_available(False, str(exc))
-            except StoreRejected as exc:
-                self._count_rejected(exc, len(points))
+        body, count = self._encode(points)
+        if not count:
+            return
+        if self._available and self.spool.depth.batches == 0 and await self._write_direct(body, count):
+            return
+        if self.spool.depth.bytes + len(body) > self._spool_max_bytes:
+            await self._wait_for_room(body, count)
+            return
+        await self.spool.append(body, count)
+        self._metrics.points_spooled.inc(count)
+        self._update_gauges()
+        self._spooled.set()
+
+    def _encode(self, points: Sequence[Point]) -> tuple[bytes, int]:
+        try:
+            return encode_points(list(points)), len(points)
+        except LineProtocolError:
+            # Validated input never gets here; if a bug lets a point through, drop that point alone
+            # rather than crash on every redelivery of the batch.
+            body, refused = encode_valid_points(list(points))
+            for point, why in refused:
+                log.error("dropped a point of %r that line protocol cannot carry: %s", point.measurement, why)
+            self._metrics.points_rejected_by_store.inc(len(refused))
+            return body, len(points) - len(refused)
+
+    async def _write_direct(self, body: bytes, count: int) -> bool:
+        """True when the batch is settled (written, or refused for good)."""
+        try:
+            await self.writer.write_lines(body)
+        except StoreUnavailable as exc:
+            self._set_available(False, str(exc))
+            return False
+        except StoreRejected as exc:
+            self._count_rejected(exc, count)
+        else:
+            self._metrics.points_written.inc(count)
+        return True
+
+    async def _wait_for_room(self, body: bytes, count: int) -> None:
+        """The spool is full: hold this batch (and so the broker's stream) until InfluxDB takes writes.
+
+        Nothing is acknowledged meanwhile, so the broker keeps the messages: backpressure, not loss.
+        """
+        log.error(
+            "spool full (%d bytes); holding new messages at the broker until InfluxDB answers", self.spool.depth.bytes
+        )
+        delay = self._retry_initial_s
+        while not (self.spool.depth.bytes + len(body) <= self._spool_max_bytes):
+            if self.spool.depth.batches == 0 and await self._write_direct(body, count):
                 return
-            else:
-                self._metrics.points_written.inc(len(points))
-                return
-        await self.spool.append(body, len(points))
-        self._metrics.points_spooled.inc(len(points))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._retry_max_s)
+        await self.spool.append(body, count)
+        self._metrics.points_spooled.inc(count)
         self._update_gauges()
         self._spooled.set()
 

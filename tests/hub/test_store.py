@@ -110,3 +110,41 @@ async def test_v2_writer_sends_token_org_bucket_and_millisecond_precision() -> N
     assert {"org=cjt", "bucket=b", "precision=ms"} <= set(path.split("?", 1)[1].split("&"))
     assert headers["Authorization"] == "Token s3cret"
     assert body == b"battery,site=cjt value=1.0 1790000000000\n"
+
+
+async def test_full_spool_holds_the_stream_instead_of_dropping(tmp_path: Path, fresh_influxdb: InfluxDBServer) -> None:
+    db = f"full_{uuid.uuid4().hex[:8]}"
+    fresh_influxdb.stop()
+    metrics = HubMetrics()
+    writer = InfluxV1Writer(fresh_influxdb.url, database=db, timeout_s=2)
+    store = InfluxStore(
+        writer, Spool(tmp_path / "spool.sqlite"), metrics, retry_initial_s=0.1, retry_max_s=0.3, spool_max_bytes=1_500
+    )
+    await store.open()
+    drain = asyncio.create_task(store.run())
+    await store.write(points(10))  # about 1 kB: fits
+    second = asyncio.create_task(store.write(points(10, 1_790_000_001_000)))
+    await asyncio.sleep(1.0)
+    assert not second.done()  # held: the hub would not acknowledge these messages
+    assert store.spool.depth.batches == 1
+    await asyncio.to_thread(fresh_influxdb.start)
+    await asyncio.wait_for(second, 20)
+    for _ in range(100):
+        if store.spool.depth.batches == 0:
+            break
+        await asyncio.sleep(0.05)
+    drain.cancel()
+    await store.aclose()
+    assert count(fresh_influxdb, db) == 20
+
+
+async def test_an_unencodable_point_is_dropped_alone(tmp_path: Path, influxdb: InfluxDBServer) -> None:
+    db = f"lenient_{uuid.uuid4().hex[:8]}"
+    metrics = HubMetrics()
+    store = store_for(influxdb, db, tmp_path / "spool.sqlite", metrics)
+    await store.open()
+    broken = Point(measurement="battery\nx", tags=(), fields=(("value", 1.0),), ts_ms=1_790_000_000_000)
+    await store.write([*points(3), broken])
+    await store.aclose()
+    assert count(influxdb, db) == 3
+    assert metrics.registry.get_sample_value("cityhub_hub_points_rejected_by_store_total") == 1
