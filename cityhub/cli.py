@@ -10,9 +10,13 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cityhub.contract import Topics
 from cityhub.mqtt import MqttError
+
+if TYPE_CHECKING:
+    from hub.service import Hub
 
 log = logging.getLogger("cityhub")
 
@@ -84,6 +88,21 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _report_progress(hub: Hub, stop: asyncio.Event, every_s: float = 10.0) -> None:
+    """Print what the demo hub has stored so far, so a newcomer sees data flowing."""
+    sample = hub.metrics.registry.get_sample_value
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        online = sum(1 for device in hub.devices.all() if device.state == "online")
+        print(
+            f"hub: {sample('cityhub_hub_messages_received_total', {'kind': 'telemetry'}) or 0:.0f} telemetry "
+            f"messages, {sample('cityhub_hub_points_written_total') or 0:.0f} points stored, "
+            f"{online} devices online",
+            flush=True,
+        )
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hub.broker import start_embedded_broker
     from hub.config import load_hub_settings
@@ -116,8 +135,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                     f"  time series: {settings.data_dir / 'timeseries.sqlite'} (embedded SQLite)\n",
                     flush=True,
                 )
+                reporter = tasks.create_task(_report_progress(hub, stop))
                 await run_synthetic(url, topics=hub.topics, devices=args.devices, interval_s=2.0, protocol=4, stop=stop)
                 await hub_task
+                reporter.cancel()
         finally:
             with contextlib.suppress(Exception):
                 await broker.shutdown()
