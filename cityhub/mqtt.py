@@ -306,9 +306,10 @@ class MqttSession:
 
     # -- publishing -------------------------------------------------------------------------------
 
-    def publish_nowait(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        """Queue a message without waiting for the broker's acknowledgement."""
-        self._client.publish(topic, payload, qos=qos, retain=retain)
+    def publish_nowait(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
+        """Send or queue a message without waiting; False if it was dropped (QoS 0 while disconnected)."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (qos > 0 and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN)
 
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, timeout_s: float = 30.0

@@ -93,7 +93,7 @@ class IngestConfig(_Section):
     max_payload_bytes: int = Field(default=256 * 1024, ge=1_024, le=16 * 1024 * 1024)
     max_past_s: int = Field(default=30 * 24 * 3600, ge=60)
     max_future_s: int = Field(default=300, ge=0)
-    #: Readings per device and message window for dropping replayed duplicates early.
+    #: How many sequence numbers below a device's highest one are remembered to drop replays (0: off).
     dedup_window: int = Field(default=4_096, ge=0, le=1_000_000)
     reject_log_interval_s: float = Field(default=60.0, ge=0)
     dead_letter: bool = True
@@ -111,7 +111,7 @@ class HttpConfig(_Section):
     """The health and metrics endpoint."""
 
     host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65_535)
+    port: int | None = Field(default=8080, ge=0, le=65_535, description="None turns the endpoint off; 0 picks one")
 
 
 class HubSettings(BaseSettings):

@@ -5,8 +5,8 @@
     └── StoreError             the time-series store could not take a write
         ├── StoreUnavailable   retry later: network down, timeout, 5xx, 429, auth or database missing;
         │                      the batch is spooled on disk and retried in order
-        └── StoreRejected      the store refuses the data itself (HTTP 400): retrying cannot help;
-                               the points are counted and dead-lettered, never retried forever
+        └── StoreRejected      the store refuses the data itself (HTTP 400, 413, 422): retrying cannot
+                               help; the points are counted and dropped, never retried forever
 
 Library exceptions (httpx, influxdb-client, sqlite3) are mapped to these once, in the module that calls
 the library.

@@ -161,11 +161,11 @@ class RejectLog:
 
 def dead_letter_payload(message: InboundMessage, exc: RejectedMessage, *, hub_id: str, received_ms: int) -> bytes:
     """The JSON dead letter for a rejected message (payload truncated, base64 when not UTF-8)."""
-    original = message.payload[:DEAD_LETTER_PAYLOAD_LIMIT]
     try:
-        text, encoding = original.decode("utf-8"), "utf-8"
+        # Decode before truncating, so a cut inside a multi-byte character keeps the text readable.
+        text, encoding = message.payload.decode("utf-8")[:DEAD_LETTER_PAYLOAD_LIMIT], "utf-8"
     except UnicodeDecodeError:
-        text, encoding = base64.b64encode(original).decode("ascii"), "base64"
+        text, encoding = base64.b64encode(message.payload[:DEAD_LETTER_PAYLOAD_LIMIT]).decode("ascii"), "base64"
     letter = DeadLetterMessage(
         reason=exc.reason.value,
         detail=exc.detail[:1_000],
@@ -191,6 +191,7 @@ class Ingestor:
         topics: Topics,
         limits: Limits,
         tracker: SequenceTracker,
+        count_gaps: bool,
         devices: DeviceStates,
         metrics: HubMetrics,
         reject_log: RejectLog,
@@ -201,6 +202,7 @@ class Ingestor:
         self._topics = topics
         self._limits = limits
         self._tracker = tracker
+        self._count_gaps = count_gaps
         self._devices = devices
         self._metrics = metrics
         self._reject_log = reject_log
@@ -221,8 +223,9 @@ class Ingestor:
         self._metrics.messages_received.labels(kind=valid.topic.kind.value).inc()
         if isinstance(body, TelemetryMessage | EventMessage):
             observed = self._tracker.observe(body.site, body.device, body.boot, body.seq)
-            if observed.gap:
+            if observed.gap and self._count_gaps:
                 self._metrics.sequence_gaps.inc(observed.gap)
+                log.debug("%s/%s skipped %d sequence numbers", body.site, body.device, observed.gap)
             if observed.verdict is Verdict.DUPLICATE:
                 self._metrics.duplicates_dropped.inc()
                 return
@@ -269,7 +272,7 @@ class Ingestor:
             boot=status.boot,
             state=status.state,
             since_ms=ts_ms,
-            birth=None,
+            birth=known.birth if known else None,  # a status must not erase the birth beside it
         )
 
     def _reject(self, message: InboundMessage, exc: RejectedMessage, now_ms: int) -> None:

@@ -12,7 +12,10 @@ class HubMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.messages_received = Counter(
-            "cityhub_hub_messages_received", "Messages received from the broker", ["kind"], registry=r
+            "cityhub_hub_messages_received",
+            "Valid messages received from the broker, by message kind",
+            ["kind"],
+            registry=r,
         )
         self.messages_rejected = Counter(
             "cityhub_hub_messages_rejected", "Messages rejected, by reason", ["reason"], registry=r
@@ -28,7 +31,9 @@ class HubMetrics:
         )
         self.points_spooled = Counter("cityhub_hub_points_spooled", "Points put in the on-disk spool", registry=r)
         self.points_rejected_by_store = Counter(
-            "cityhub_hub_points_rejected_by_store", "Points the store refused (HTTP 400)", registry=r
+            "cityhub_hub_points_rejected_by_store",
+            "Points dropped: refused by InfluxDB (HTTP 400) or not encodable as line protocol",
+            registry=r,
         )
         self.store_errors = Counter(
             "cityhub_hub_store_errors", "Failed writes to the time-series store", ["kind"], registry=r

@@ -88,12 +88,15 @@ class Hub:
             topics=self.topics,
             limits=ingest.limits(),
             tracker=SequenceTracker(ingest.dedup_window),
+            # With a shared subscription each hub sees part of every device's sequence: no gaps to count.
+            count_gaps=mqtt.shared_group is None,
             devices=self.devices,
             metrics=self.metrics,
             reject_log=RejectLog(ingest.reject_log_interval_s),
             dead_letter=self._publish_dead_letter if ingest.dead_letter else None,
             hub_id=settings.hub_id,
         )
+        self.metrics.mqtt_connected.set_function(lambda: 1.0 if self.session.connected else 0.0)
         self.http: EmbeddedServer | None = None
         self.ready = asyncio.Event()
         self._last_flush = time.monotonic()
@@ -101,15 +104,12 @@ class Hub:
     def _publish_dead_letter(self, topic: str, payload: bytes) -> None:
         # QoS 0: dead letters are a diagnostic stream (the reject counters are the record); they must
         # not pile up in memory while the broker is away.
-        try:
-            self.session.publish_nowait(topic, payload, qos=0)
-        except (OSError, ValueError):
+        if not self.session.publish_nowait(topic, payload, qos=0):
             self.metrics.dead_letter_failures.inc()
 
     def health(self) -> dict[str, Any]:
         """Liveness and readiness, for ``/health``."""
         connected = self.session.connected
-        self.metrics.mqtt_connected.set(1 if connected else 0)
         spool = getattr(self.store, "spool", None)
         return {
             "status": "ok" if connected and self.ready.is_set() else "degraded",
@@ -121,7 +121,7 @@ class Hub:
             "devices_known": len(self.devices.all()),
         }
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, shutdown_grace_s: float = 10.0) -> None:
         """Run until ``stop`` is set; then flush what was received and disconnect cleanly."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.store.open()
@@ -129,10 +129,18 @@ class Hub:
         try:
             async with self.session, asyncio.TaskGroup() as tasks:
                 background = [tasks.create_task(self.store.run(), name="store-drain")]
-                if self.settings.http.port or self.settings.http.port == 0:
+                if self.settings.http.port is not None:
                     background.append(tasks.create_task(self._serve_http(), name="http"))
+                consumer = tasks.create_task(self._consume(stop), name="consume")
                 self.ready.set()
-                await self._consume(stop)
+                await stop.wait()
+                try:
+                    await asyncio.wait_for(asyncio.shield(consumer), shutdown_grace_s)
+                except TimeoutError:
+                    # Held by backpressure (spool full, InfluxDB down): nothing of it was acknowledged,
+                    # so the broker keeps it for the next run.
+                    log.warning("last batch not stored within %s s; leaving it to the broker", shutdown_grace_s)
+                    consumer.cancel()
                 for task in background:
                     task.cancel()
         finally:
@@ -144,7 +152,7 @@ class Hub:
         config = uvicorn.Config(
             create_app(self.metrics, self.health),
             host=self.settings.http.host,
-            port=self.settings.http.port,
+            port=self.settings.http.port or 0,
             log_level="warning",
             access_log=False,
             lifespan="off",

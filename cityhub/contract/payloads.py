@@ -27,13 +27,29 @@ DeviceKind = Annotated[
     str,
     Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="Kind of device, e.g. ups, camera, climate"),
 ]
+#: Metric families the hub writes itself; a device metric may not use them.
+RESERVED_FAMILIES = frozenset({"events", "device_birth", "device_status"})
+
+
+def _not_reserved(metric: str) -> str:
+    if metric.split(".", 1)[0] in RESERVED_FAMILIES:
+        raise PydanticCustomError(
+            "reserved_metric_family",
+            "metric family {family!r} is reserved for the hub's own measurements",
+            {"family": metric.split(".", 1)[0]},
+        )
+    return metric
+
+
 MetricName = Annotated[
     str,
     Field(
         pattern=r"^[a-z][a-z0-9_]{0,63}(\.[a-z0-9_]{1,64}){0,7}$",
         max_length=256,
-        description="Dotted metric name; its first level is the metric family (InfluxDB measurement)",
+        description="Dotted metric name; its first level is the metric family (InfluxDB measurement); "
+        "the families events, device_birth and device_status are reserved",
     ),
+    AfterValidator(_not_reserved),
 ]
 EventType = Annotated[
     str,

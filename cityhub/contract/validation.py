@@ -115,7 +115,8 @@ def validate_message(topics: Topics, topic: str, payload: bytes, *, now_ms: int,
         )
     model = DEVICE_PAYLOADS[parsed_topic.kind.value]
     try:
-        message: DeviceMessage = model.model_validate_json(payload)  # type: ignore[assignment]
+        # Strict: "1" is not a number nor "yes" a boolean, exactly as the published JSON Schemas say.
+        message: DeviceMessage = model.model_validate_json(payload, strict=True)  # type: ignore[assignment]
     except ValidationError as exc:
         raise RejectedMessage(*_reason_of(exc)) from None
     if message.device != parsed_topic.device or message.site != parsed_topic.site:

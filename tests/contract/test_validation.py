@@ -102,6 +102,11 @@ def test_raw_payloads_are_rejected_with_their_reason(payload: bytes, reason: Rej
         ({"device": "ups-02"}, RejectReason.IDENTITY_MISMATCH),
         ({"site": "palace"}, RejectReason.IDENTITY_MISMATCH),
         ({"kind": "UPS"}, RejectReason.SCHEMA),
+        ({"seq": "7"}, RejectReason.SCHEMA),  # strict JSON: a string is not a number
+        ({"seq": 7.0}, RejectReason.SCHEMA),
+        ({"readings": [{"metric": "a.b", "value": 1, "ts": str(NOW)}]}, RejectReason.SCHEMA),
+        ({"readings": [{"metric": "events.x", "value": 1, "ts": NOW}]}, RejectReason.SCHEMA),  # reserved family
+        ({"readings": [{"metric": "device_status", "value": 1, "ts": NOW}]}, RejectReason.SCHEMA),
     ],
 )
 def test_bad_telemetry_is_rejected_with_its_reason(overrides: dict[str, Any], reason: RejectReason) -> None:

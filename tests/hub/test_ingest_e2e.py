@@ -69,6 +69,12 @@ async def test_telemetry_events_birth_and_status_land_in_influxdb(
             return metric_value(hub, "cityhub_hub_points_written_total") == 5 + 1 + 1 + 2
 
         await wait_for(counted, 5, "the hub counting 9 points written")
+        assert metric_value(hub, "cityhub_hub_mqtt_connected") == 1
+        known = hub.devices.get("cjt-server-room", "ups-01")
+        assert known is not None
+        assert known.state == "offline"
+        assert known.birth is not None  # the status beside it in the batch kept the birth
+        assert json.loads(known.birth)["model"] == "9PX"
 
     answer = influxdb.query('SELECT * FROM "battery" GROUP BY *', db=db)
     series = {s["tags"]["point"]: s for s in answer["results"][0]["series"]}
