@@ -189,10 +189,18 @@ class MqttSession:
             self._client.loop_stop()
             raise MqttError(f"MQTT broker refused the connection: {reason}")
 
-    async def disconnect(self) -> None:
+    async def disconnect(self, timeout_s: float = 5.0) -> None:
         """Disconnect cleanly (the broker does not publish the will) and stop the network thread."""
         self._client.disconnect()
+        # Let paho's thread send DISCONNECT and close the socket before stopping it; stopped too early,
+        # the broker would see a dropped connection (and publish the will).
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._connected.is_set() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
         await asyncio.to_thread(self._client.loop_stop)
+        sock = self._client.socket()
+        if sock is not None:
+            sock.close()
 
     def abort(self) -> None:
         """Drop the connection without DISCONNECT, as a crash would (the broker publishes the will)."""
