@@ -35,7 +35,7 @@ def _not_reserved(metric: str) -> str:
     if metric.split(".", 1)[0] in RESERVED_FAMILIES:
         raise PydanticCustomError(
             "reserved_metric_family",
-            "metric family {family!r} is reserved for the hub's own measurements",
+            "metric family '{family}' is reserved for the hub's own measurements",
             {"family": metric.split(".", 1)[0]},
         )
     return metric
