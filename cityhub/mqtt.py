@@ -13,6 +13,7 @@ be acknowledged on the new connection (it could name a different message).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -120,6 +121,7 @@ class MqttSession:
         self._signalled = False
         self._arrived = asyncio.Event()
         self._connected = asyncio.Event()
+        self._disconnected = asyncio.Event()
         self._connection = 0  # increases at every CONNACK; written by paho's thread only
         self._first_connack: asyncio.Future[ReasonCode] | None = None
         self._publishes: dict[int, asyncio.Future[None]] = {}
@@ -194,9 +196,9 @@ class MqttSession:
         self._client.disconnect()
         # Let paho's thread send DISCONNECT and close the socket before stopping it; stopped too early,
         # the broker would see a dropped connection (and publish the will).
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while self._connected.is_set() and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
+        if self._connected.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._disconnected.wait(), timeout_s)
         await asyncio.to_thread(self._client.loop_stop)
         sock = self._client.socket()
         if sock is not None:
@@ -234,6 +236,7 @@ class MqttSession:
                     client.subscribe(topic_filter, options=SubscribeOptions(qos=qos, retainHandling=1))
                 else:
                     client.subscribe(topic_filter, qos=qos)
+            self._call_soon(self._disconnected.clear)
             self._call_soon(self._connected.set)
             log.info(
                 "connected to MQTT broker %s:%s (session present: %s)",
@@ -254,6 +257,7 @@ class MqttSession:
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         self._call_soon(self._connected.clear)
+        self._call_soon(self._disconnected.set)
         if reason.value != 0:
             log.warning("lost the MQTT connection (%s); paho reconnects", reason)
 

@@ -8,7 +8,7 @@ restarted hub would store the same offline transition twice.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hub.storage.sqlitedb import SqliteDatabase, transaction
@@ -87,15 +87,7 @@ class DeviceStates:
             key = (state.site, state.device)
             previous = self._states.get(key)
             birth = state.birth if state.birth is not None else (previous.birth if previous else None)
-            self._states[key] = DeviceState(
-                site=state.site,
-                device=state.device,
-                kind=state.kind,
-                boot=state.boot,
-                state=state.state,
-                since_ms=state.since_ms,
-                birth=birth,
-            )
+            self._states[key] = replace(state, birth=birth)
 
     async def aclose(self) -> None:
         """Close the file."""

@@ -27,6 +27,14 @@ def store_for(influxdb: InfluxDBServer, db: str, spool_path: Path, metrics: HubM
     return InfluxStore(writer, Spool(spool_path), metrics, retry_initial_s=0.1, retry_max_s=0.5)
 
 
+async def drained(store: InfluxStore, timeout_s: float = 5.0) -> None:
+    """Wait until the store's drain task has emptied the spool."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while store.spool.depth.batches and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 (no event)
+        await asyncio.sleep(0.05)
+    assert store.spool.depth.batches == 0, "spool not drained"
+
+
 def count(influxdb: InfluxDBServer, db: str) -> int:
     series = influxdb.query('SELECT count("value") FROM "battery"', db=db)["results"][0].get("series")
     return int(series[0]["values"][0][1]) if series else 0
@@ -49,10 +57,7 @@ async def test_spool_survives_a_hub_restart_and_drains_in_order(tmp_path: Path, 
     await store.open()
     assert store.spool.depth.points == 30
     drain = asyncio.create_task(store.run())
-    for _ in range(100):
-        if store.spool.depth.batches == 0:
-            break
-        await asyncio.sleep(0.05)
+    await drained(store)
     drain.cancel()
     await store.aclose()
     assert count(fresh_influxdb, db) == 30
@@ -129,10 +134,7 @@ async def test_full_spool_holds_the_stream_instead_of_dropping(tmp_path: Path, f
     assert store.spool.depth.batches == 1
     await asyncio.to_thread(fresh_influxdb.start)
     await asyncio.wait_for(second, 20)
-    for _ in range(100):
-        if store.spool.depth.batches == 0:
-            break
-        await asyncio.sleep(0.05)
+    await drained(store)
     drain.cancel()
     await store.aclose()
     assert count(fresh_influxdb, db) == 20
