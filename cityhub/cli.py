@@ -43,7 +43,7 @@ def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]], duration
 def _cmd_hub(args: argparse.Namespace) -> int:
     from hub.config import load_hub_settings
     from hub.errors import ConfigError
-    from hub.service import Hub
+    from hub.service import Hub, tune_runtime
 
     try:
         settings = load_hub_settings(args.config)
@@ -51,6 +51,7 @@ def _cmd_hub(args: argparse.Namespace) -> int:
         print(f"cityhub hub: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     _setup_logging(settings.log_level)
+    tune_runtime()
     try:
         _run_until_signal(Hub(settings).run, args.duration)
     except BaseExceptionGroup as group:

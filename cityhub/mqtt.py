@@ -122,6 +122,8 @@ class MqttSession:
         self._arrived = asyncio.Event()
         self._connected = asyncio.Event()
         self._disconnected = asyncio.Event()
+        self._subscribed = asyncio.Event()
+        self._pending_subacks: set[int] = set()  # touched by paho's thread only
         self._connection = 0  # increases at every CONNACK; written by paho's thread only
         self._first_connack: asyncio.Future[ReasonCode] | None = None
         self._publishes: dict[int, asyncio.Future[None]] = {}
@@ -151,6 +153,7 @@ class MqttSession:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         return client
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -190,6 +193,12 @@ class MqttSession:
         if reason.is_failure:
             self._client.loop_stop()
             raise MqttError(f"MQTT broker refused the connection: {reason}")
+        try:
+            # Ready means subscribed: a message published after connect() returns is not missed.
+            await asyncio.wait_for(self._subscribed.wait(), o.connect_timeout_s)
+        except TimeoutError:
+            self._client.loop_stop()
+            raise MqttError(f"the broker did not acknowledge the subscriptions in {o.connect_timeout_s} s") from None
 
     async def disconnect(self, timeout_s: float = 5.0) -> None:
         """Disconnect cleanly (the broker does not publish the will) and stop the network thread."""
@@ -233,9 +242,13 @@ class MqttSession:
                 if self.options.protocol == 5:
                     # Retain handling 1: retained messages only on a new subscription, not on every
                     # reconnect of a persistent session.
-                    client.subscribe(topic_filter, options=SubscribeOptions(qos=qos, retainHandling=1))
+                    _, mid = client.subscribe(topic_filter, options=SubscribeOptions(qos=qos, retainHandling=1))
                 else:
-                    client.subscribe(topic_filter, qos=qos)
+                    _, mid = client.subscribe(topic_filter, qos=qos)
+                if mid is not None:
+                    self._pending_subacks.add(mid)
+            if not self._pending_subacks:
+                self._call_soon(self._subscribed.set)
             self._call_soon(self._disconnected.clear)
             self._call_soon(self._connected.set)
             log.info(
@@ -252,6 +265,16 @@ class MqttSession:
     def _resolve_connack(self, reason: ReasonCode) -> None:
         if self._first_connack is not None and not self._first_connack.done():
             self._first_connack.set_result(reason)
+
+    def _on_subscribe(
+        self, _client: paho.Client, _userdata: Any, mid: int, reasons: list[ReasonCode], _props: Any
+    ) -> None:
+        for reason in reasons:
+            if reason.is_failure:
+                log.error("the broker refused a subscription: %s", reason)
+        self._pending_subacks.discard(mid)
+        if not self._pending_subacks:
+            self._call_soon(self._subscribed.set)
 
     def _on_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any

@@ -13,12 +13,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cityhub.contract import (
     BirthMessage,
     DeadLetterMessage,
     EventMessage,
     Limits,
+    MessageKind,
     Quality,
     RejectedMessage,
     StatusMessage,
@@ -54,31 +56,42 @@ def _device_tags(site: str, device: str, kind: str) -> list[tuple[str, str]]:
     return [("device", device), ("kind", kind), ("site", site)]
 
 
+def _reading_fields(value: float | bool | str | None, quality: Quality) -> tuple[tuple[str, FieldValue], ...]:
+    if type(value) is float and quality is Quality.GOOD:
+        return (("value", value),)  # the common case, without building a list
+    fields: list[tuple[str, FieldValue]] = []
+    if isinstance(value, str):
+        fields.append(("text", value))
+    elif value is not None:
+        fields.append(("value", float(value)))  # booleans as 1.0 / 0.0: one numeric field per point
+    if quality is not Quality.GOOD:
+        fields.append(("quality", quality.value))
+    return tuple(fields)
+
+
+@lru_cache(maxsize=262_144)
+def _series(
+    site: str, device: str, kind: str, metric: str, unit: str | None
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """Measurement and tags of a reading's series, in key order (device, kind, point, site, unit).
+
+    Cached: a city's devices send the same few series over and over, and this runs for every reading.
+    """
+    tags = (("device", device), ("kind", kind), ("point", metric), ("site", site))
+    return metric.partition(".")[0], (*tags, ("unit", unit)) if unit else tags
+
+
 def telemetry_points(message: TelemetryMessage) -> list[Point]:
     """One point per reading: measurement = metric family, tag ``point`` = metric, field ``value``/``text``."""
-    base = _device_tags(message.site, message.device, message.kind)
-    points = []
-    for reading in message.readings:
-        tags = [*base, ("point", reading.metric)]
-        if reading.unit:
-            tags.append(("unit", reading.unit))
-        fields: list[tuple[str, FieldValue]] = []
-        value = reading.value
-        if isinstance(value, str):
-            fields.append(("text", value))
-        elif value is not None:
-            fields.append(("value", float(value)))  # booleans as 1.0 / 0.0: one numeric field per point
-        if reading.quality is not Quality.GOOD:
-            fields.append(("quality", reading.quality.value))
-        points.append(
-            Point(
-                measurement=reading.metric.split(".", 1)[0],
-                tags=tuple(sorted(tags)),
-                fields=tuple(fields),
-                ts_ms=reading.ts,
-            )
+    site, device, kind = message.site, message.device, message.kind
+    return [
+        Point(
+            *_series(site, device, kind, reading.metric, reading.unit),
+            _reading_fields(reading.value, reading.quality),
+            reading.ts,
         )
-    return points
+        for reading in message.readings
+    ]
 
 
 def event_points(message: EventMessage) -> list[Point]:
@@ -209,6 +222,10 @@ class Ingestor:
         self._dead_letter = dead_letter
         self._hub_id = hub_id
         self._clock_ms = clock_ms
+        # Labelled children looked up once, not per message.
+        self._received = {kind: metrics.messages_received.labels(kind=kind.value) for kind in MessageKind}
+        #: Device states of the batch being stored while the next one fills (see Hub._consume).
+        self.in_flight_states: dict[tuple[str, str], DeviceState] = {}
 
     def ingest(self, message: InboundMessage, batch: Batch) -> None:
         """Add the message's points to ``batch``, or reject it; either way it is acknowledged with the batch."""
@@ -220,7 +237,7 @@ class Ingestor:
             self._reject(message, exc, now_ms)
             return
         body = valid.message
-        self._metrics.messages_received.labels(kind=valid.topic.kind.value).inc()
+        self._received[valid.topic.kind].inc()
         if isinstance(body, TelemetryMessage | EventMessage):
             observed = self._tracker.observe(body.site, body.device, body.boot, body.seq)
             if observed.gap and self._count_gaps:
@@ -240,7 +257,8 @@ class Ingestor:
             self._record_status(body, batch, now_ms)
 
     def _known(self, batch: Batch, site: str, device: str) -> DeviceState | None:
-        return batch.device_states.get((site, device)) or self._devices.get(site, device)
+        key = (site, device)
+        return batch.device_states.get(key) or self.in_flight_states.get(key) or self._devices.get(site, device)
 
     def _record_birth(self, birth: BirthMessage, batch: Batch) -> None:
         known = self._known(batch, birth.site, birth.device)

@@ -94,7 +94,9 @@ def _finite(value: float) -> float:
     return value
 
 
-ScalarValue = Annotated[float | bool | Annotated[str, Field(max_length=1024)] | None, BeforeValidator(_scalar)]
+# No Python validator here: this runs for every reading, so the type checks stay in pydantic's core and
+# validation.py names the reason (an object or array fails all three members: unknown_value_type).
+ScalarValue = float | bool | Annotated[str, Field(max_length=1024)] | None
 AttributeValue = Annotated[
     Annotated[float, AfterValidator(_finite)] | bool | Annotated[str, Field(max_length=256)],
     BeforeValidator(_scalar),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from cityhub.contract.payloads import (
     DEVICE_PAYLOADS,
@@ -70,10 +71,26 @@ class ValidMessage:
     message: DeviceMessage
 
 
+# What a value of another JSON type (object, array) gets from each member of the scalar union.
+_UNION_TYPE_ERRORS = frozenset({"float_type", "bool_type", "string_type"})
+
+
+def _value_of_unknown_type(errors: list[ErrorDetails]) -> str | None:
+    """Where a reading's ``value`` failed every member of its union for its JSON type alone."""
+    by_field: dict[tuple[int | str, ...], set[str]] = {}
+    for error in errors:
+        loc = error["loc"]
+        if len(loc) >= 2 and loc[-2] == "value":
+            by_field.setdefault(loc[:-1], set()).add(error["type"])
+    return next((".".join(map(str, loc)) for loc, types in by_field.items() if types == _UNION_TYPE_ERRORS), None)
+
+
 def _reason_of(exc: ValidationError) -> tuple[RejectReason, str]:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     reason = next((_ERROR_REASONS[e["type"]] for e in errors if e["type"] in _ERROR_REASONS), RejectReason.SCHEMA)
+    if reason is RejectReason.SCHEMA and (where := _value_of_unknown_type(errors)):
+        return RejectReason.UNKNOWN_VALUE_TYPE, f"{where}: value must be a number, a boolean, a string or null"
     location = ".".join(str(part) for part in first["loc"]) or "(payload)"
     extra = f" (+{len(errors) - 1} more errors)" if len(errors) > 1 else ""
     return reason, f"{location}: {first['msg']}{extra}"

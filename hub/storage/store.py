@@ -16,13 +16,17 @@ from typing import Protocol
 from hub.errors import StoreRejected, StoreUnavailable
 from hub.metrics import HubMetrics
 from hub.storage.influx import LineWriter
-from hub.storage.lineprotocol import LineProtocolError, Point, encode_points, encode_valid_points
+from hub.storage.lineprotocol import LineProtocolError, Point, encode_points, encode_valid_points, split_body
 from hub.storage.spool import Spool, SpooledBatch
 from hub.storage.sqlite_store import SqliteStore
 
 log = logging.getLogger(__name__)
 
 _DROPPED_RE = re.compile(r"dropped=(\d+)")
+
+#: Largest body sent in one request: well under InfluxDB 1.x's default max-body-size (25 MB), which
+#: closes the connection (looking like an outage) rather than answering 413.
+MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 class TimeSeriesStore(Protocol):
@@ -129,10 +133,14 @@ class InfluxStore:
             self._metrics.points_rejected_by_store.inc(len(refused))
             return body, len(points) - len(refused)
 
+    async def _write_lines(self, body: bytes) -> None:
+        for part in split_body(body, MAX_BODY_BYTES):
+            await self.writer.write_lines(part)  # a retry after a partial failure rewrites parts: idempotent
+
     async def _write_direct(self, body: bytes, count: int) -> bool:
         """True when the batch is settled (written, or refused for good)."""
         try:
-            await self.writer.write_lines(body)
+            await self._write_lines(body)
         except StoreUnavailable as exc:
             self._set_available(False, str(exc))
             return False
@@ -180,7 +188,7 @@ class InfluxStore:
         try:
             if not self._available:
                 await self.writer.prepare()  # e.g. create the database InfluxDB lost or never had
-            await self.writer.write_lines(batch.body)
+            await self._write_lines(batch.body)
         except StoreUnavailable as exc:
             self._set_available(False, str(exc))
             return False
