@@ -56,15 +56,18 @@ def _device_tags(site: str, device: str, kind: str) -> list[tuple[str, str]]:
     return [("device", device), ("kind", kind), ("site", site)]
 
 
+_GOOD = Quality.GOOD  # an enum member looked up on its class costs more than a global, per reading
+
+
 def _reading_fields(value: float | bool | str | None, quality: Quality) -> tuple[tuple[str, FieldValue], ...]:
-    if type(value) is float and quality is Quality.GOOD:
+    if quality is _GOOD and type(value) is float:
         return (("value", value),)  # the common case, without building a list
     fields: list[tuple[str, FieldValue]] = []
     if isinstance(value, str):
         fields.append(("text", value))
     elif value is not None:
         fields.append(("value", float(value)))  # booleans as 1.0 / 0.0: one numeric field per point
-    if quality is not Quality.GOOD:
+    if quality is not _GOOD:
         fields.append(("quality", quality.value))
     return tuple(fields)
 

@@ -30,6 +30,9 @@ from hub.storage.store import EmbeddedStore, InfluxStore, TimeSeriesStore
 
 log = logging.getLogger(__name__)
 
+#: Messages ingested between two turns of the event loop (see Hub._consume).
+RECEIVE_CHUNK = 512
+
 
 def tune_runtime() -> None:
     """Process-wide settings for a process that runs a hub: fewer garbage-collector passes.
@@ -181,7 +184,8 @@ class Hub:
         try:
             while True:
                 remaining = max(0.0, batch.opened_at + ingest.flush_interval_s - time.monotonic())
-                messages = await self.session.receive(ingest.batch_max_messages - len(batch.messages), remaining)
+                wanted = min(RECEIVE_CHUNK, ingest.batch_max_messages - len(batch.messages))
+                messages = await self.session.receive(wanted, remaining)
                 for message in messages:
                     self.ingestor.ingest(message, batch)
                     if len(batch.points) >= ingest.batch_max_points:
@@ -195,6 +199,9 @@ class Hub:
                     if storing is not None:
                         await storing
                     return
+                # receive() returns without yielding while messages wait: yield once per chunk, so that
+                # the batch being stored gets its turn (send the request, read the answer) meanwhile.
+                await asyncio.sleep(0)
         finally:
             if storing is not None and not storing.done():
                 storing.cancel()

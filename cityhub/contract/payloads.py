@@ -32,7 +32,7 @@ RESERVED_FAMILIES = frozenset({"events", "device_birth", "device_status"})
 
 
 def _not_reserved(metric: str) -> str:
-    if metric.split(".", 1)[0] in RESERVED_FAMILIES:
+    if metric.partition(".")[0] in RESERVED_FAMILIES:
         raise PydanticCustomError(
             "reserved_metric_family",
             "metric family '{family}' is reserved for the hub's own measurements",
