@@ -43,7 +43,10 @@ def _to_bytes(point: PointSpec, registers: Sequence[int]) -> bytes:
     words = list(registers)
     if point.word_order == "little":
         words.reverse()
-    return b"".join(word.to_bytes(2, point.byte_order) for word in words)
+    try:
+        return b"".join(word.to_bytes(2, point.byte_order) for word in words)
+    except OverflowError:
+        raise DecodeError(f"{point.metric}: registers {list(registers)} are not all 16-bit values") from None
 
 
 def _from_bytes(point: PointSpec, data: bytes) -> list[int]:
@@ -71,7 +74,7 @@ def decode(point: PointSpec, registers: Sequence[int]) -> Value:
     return value
 
 
-def encode(point: PointSpec, value: Value) -> list[int]:
+def encode(point: PointSpec, value: Value | int) -> list[int]:
     """The registers (or bits, 0 or 1) that hold ``value`` for the point; raises ValueError if it cannot."""
     if point.type in (DataType.BOOL, DataType.BIT):
         if not isinstance(value, bool):
@@ -89,11 +92,18 @@ def encode(point: PointSpec, value: Value) -> list[int]:
         return _from_bytes(point, data.ljust(2 * point.count, b"\x00"))
     if isinstance(value, bool | str):
         raise ValueError(f"{point.metric}: {value!r} is not a number")
-    raw: float | int = (value - point.offset) / point.scale
+    raw: float | int
+    if isinstance(value, int) and (point.scale, point.offset) == (1.0, 0.0):
+        raw = value  # exact, also for 64-bit values beyond a float's 53 bits
+    else:
+        raw = (value - point.offset) / point.scale
     if point.type not in (DataType.FLOAT32, DataType.FLOAT64):
-        raw = round(raw)
+        try:
+            raw = round(raw)
+        except (OverflowError, ValueError):
+            raise ValueError(f"{point.metric}: {value!r} is not a finite number") from None
     try:
         data = struct.pack(_STRUCT[point.type], raw)
-    except struct.error as exc:
+    except (struct.error, OverflowError) as exc:
         raise ValueError(f"{point.metric}: {value!r} is out of range for {point.type.value}: {exc}") from None
     return _from_bytes(point, data)

@@ -145,8 +145,8 @@ class _PointModel(BaseModel):
     length: int | None = Field(default=None, ge=1, le=125, description="registers of a string")
     byte_order: Order | None = None
     word_order: Order | None = None
-    scale: float = 1.0
-    offset: float = 0.0
+    scale: float = Field(default=1.0, allow_inf_nan=False)
+    offset: float = Field(default=0.0, allow_inf_nan=False)
     unit: Annotated[str, Field(max_length=32)] | None = None
     role: Role = Role.TELEMETRY
     event: _Metric | None = None
@@ -169,7 +169,9 @@ class _PointModel(BaseModel):
             problems.append("a point with role state needs the event type it raises")
         if self.metric.partition(".")[0] in RESERVED_FAMILIES:
             problems.append(f"metric family {self.metric.partition('.')[0]!r} is reserved for the hub")
-        if self.end > 65_536:
+        if self.scale == 0:
+            problems.append("scale must not be 0")
+        if not problems and self.end > 65_536:
             problems.append(f"registers {self.address}-{self.end - 1} run past address 65535")
         if problems:
             raise ValueError("; ".join(problems))
@@ -177,7 +179,9 @@ class _PointModel(BaseModel):
 
     @property
     def count(self) -> int:
-        return self.length if self.type is DataType.STRING and self.length else REGISTER_COUNT[self.type]
+        if self.type is DataType.STRING:
+            return self.length or 1  # a string without length is refused by _consistent
+        return REGISTER_COUNT[self.type]
 
     @property
     def end(self) -> int:
@@ -211,6 +215,9 @@ class _ProfileModel(BaseModel):
         for (table_a, _, end_a, name_a), (table_b, start_b, _, name_b) in itertools.pairwise(words):
             if table_a == table_b and start_b < end_a:
                 raise ValueError(f"points {name_a!r} and {name_b!r} overlap in the {table_a} table")
+        bits = [(p.table.value, p.address, p.bit) for p in self.points if p.type is DataType.BIT]
+        for table, address, bit in sorted({b for b in bits if bits.count(b) > 1}):
+            raise ValueError(f"two points use bit {bit} of {table} register {address}")
         too_long = [p.metric for p in self.points if p.count > self.max_registers_per_request]
         if too_long:
             raise ValueError(f"points longer than max_registers_per_request: {', '.join(too_long)}")
