@@ -1,4 +1,4 @@
-"""The ``cityhub`` command: ``hub``, ``demo`` and ``sim`` (``agent``, ``rules`` and ``report`` come later)."""
+"""The ``cityhub`` command: ``hub``, ``agent``, ``demo`` and ``sim`` (``rules`` and ``report`` come later)."""
 
 from __future__ import annotations
 
@@ -104,6 +104,19 @@ async def _report_progress(hub: Hub, stop: asyncio.Event, every_s: float = 10.0)
         )
 
 
+def _cmd_sim_modbus(args: argparse.Namespace) -> int:
+    from simulators.modbus import SimulatorError, run_simulation, spec_from_namespace
+
+    _setup_logging(args.log_level)
+    try:
+        spec = spec_from_namespace(args)
+        _run_until_signal(lambda stop: run_simulation(spec, stop), args.duration)
+    except SimulatorError as exc:
+        print(f"cityhub sim modbus: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hub.broker import start_embedded_broker
     from hub.config import load_hub_settings
@@ -167,7 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--log-level", default="INFO")
     demo.set_defaults(func=_cmd_demo)
 
-    sim = sub.add_parser("sim", help="publish synthetic telemetry through the contract")
+    sim = sub.add_parser("sim", help="simulated devices: synthetic MQTT telemetry, or Modbus devices and scenarios")
+    sim_kinds = sim.add_subparsers(dest="sim_kind", required=True)
+
+    modbus = sim_kinds.add_parser("modbus", help="Modbus TCP/RTU devices built from profiles, driven by a scenario")
+    from simulators.modbus import add_sim_arguments
+
+    add_sim_arguments(modbus)
+    modbus.add_argument("--duration", type=float, help="stop after this many seconds")
+    modbus.add_argument("--log-level", default="INFO")
+    modbus.set_defaults(func=_cmd_sim_modbus)
+
+    sim = sim_kinds.add_parser("mqtt", help="publish synthetic telemetry through the contract")
     sim.add_argument("--mqtt-url", default="mqtt://127.0.0.1:1883")
     sim.add_argument("--topic-root", default="cityhub")
     sim.add_argument("--protocol", type=int, choices=(4, 5), default=5)

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -128,6 +128,8 @@ class MqttSession:
         self._first_connack: asyncio.Future[ReasonCode] | None = None
         self._publishes: dict[int, asyncio.Future[None]] = {}
         self.session_present = False
+        #: Called in the event loop after every successful (re)connection, e.g. to publish a birth again.
+        self.on_connected: Callable[[], None] | None = None
         self._client = self._make_client()
 
     def _make_client(self) -> paho.Client:
@@ -251,6 +253,8 @@ class MqttSession:
                 self._call_soon(self._subscribed.set)
             self._call_soon(self._disconnected.clear)
             self._call_soon(self._connected.set)
+            if self.on_connected is not None:
+                self._call_soon(self.on_connected)
             log.info(
                 "connected to MQTT broker %s:%s (session present: %s)",
                 self.address.host,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up and runs cityhub's whole test suite on a fresh Debian machine: installs Debian's mosquitto
-# and influxdb when missing (the tests start private instances of both), the Python packages, then
+# Sets up and runs cityhub's whole test suite on a fresh Debian machine: installs Debian's mosquitto,
+# influxdb and mbpoll when missing (the tests start private instances of both), the Python packages, then
 # runs ruff, mypy and every pytest test (fault, fuzz and end-to-end included).
 # Arguments go to pytest (e.g. -k hostile).
 set -euo pipefail
@@ -11,6 +11,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || missing+=(influxdb)
+command -v mbpoll >/dev/null 2>&1 || missing+=(mbpoll)  # a Modbus client that is not ours, for the simulators
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq

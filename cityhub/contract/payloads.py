@@ -189,6 +189,11 @@ class BirthMessage(_Envelope):
     heartbeat_s: int | None = Field(
         default=None, ge=1, le=86_400, description="The device publishes at least this often"
     )
+    gateway: Annotated[str, Field(pattern=ID_PATTERN.rstrip("$") + "/" + ID_PATTERN[1:])] | None = Field(
+        default=None,
+        description="'site/device' of the edge agent this device publishes through: when the agent goes "
+        "offline (its last will), so does this device",
+    )
     metrics: list[MetricSpec] = Field(default_factory=list, max_length=10_000)
     events: list[EventType] = Field(default_factory=list, max_length=1_000)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import termios
 from dataclasses import dataclass
 from typing import Literal
 
@@ -93,7 +94,8 @@ class ModbusLine:
             return
         try:
             connected = await asyncio.wait_for(self._client.connect(), self.settings.timeout_s + 1)
-        except (TimeoutError, OSError, ModbusException) as exc:
+        except (TimeoutError, OSError, ModbusException, termios.error) as exc:
+            # termios.error: a serial port that refuses a setting (pyserial lets it through unmapped).
             raise DeviceUnreachable(f"{self.settings.describe()}: cannot connect: {exc!r}") from exc
         if not connected:
             raise DeviceUnreachable(f"{self.settings.describe()}: cannot connect")
