@@ -104,6 +104,25 @@ async def _report_progress(hub: Hub, stop: asyncio.Event, every_s: float = 10.0)
         )
 
 
+def _cmd_agent(args: argparse.Namespace) -> int:
+    from edge_agent.agent import EdgeAgent
+    from edge_agent.buffer import QueueError
+    from edge_agent.config import ConfigError, load_agent_config
+
+    try:
+        config, profiles = load_agent_config(args.config)
+    except ConfigError as exc:
+        print(f"cityhub agent: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    _setup_logging(config.log_level)
+    try:
+        _run_until_signal(EdgeAgent(config, profiles).run, args.duration)
+    except QueueError as exc:
+        print(f"cityhub agent: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_sim_modbus(args: argparse.Namespace) -> int:
     from simulators.modbus import SimulatorError, run_simulation, spec_from_namespace
 
@@ -170,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     hub.add_argument("--config", type=Path, help="YAML configuration file (CITYHUB_* variables override it)")
     hub.add_argument("--duration", type=float, help="stop after this many seconds")
     hub.set_defaults(func=_cmd_hub)
+
+    agent = sub.add_parser("agent", help="run an edge agent: poll devices, publish through the contract")
+    agent.add_argument("--config", type=Path, required=True, help="the agent's YAML file (inventory, broker, buffer)")
+    agent.add_argument("--duration", type=float, help="stop after this many seconds")
+    agent.set_defaults(func=_cmd_agent)
 
     demo = sub.add_parser("demo", help="run broker, hub and simulated devices in one process, nothing to install")
     demo.add_argument("--mqtt-port", type=int, default=1884)

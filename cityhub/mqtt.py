@@ -167,8 +167,14 @@ class MqttSession:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.disconnect()
 
-    async def connect(self) -> None:
-        """Connect and wait for the first CONNACK; paho reconnects by itself afterwards."""
+    def start(self) -> None:
+        """Start connecting without waiting: paho keeps trying, with backoff, until the broker answers.
+
+        For publishers that must work while the broker is away (the edge agent buffers meanwhile).
+        """
+        self._begin()
+
+    def _begin(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._first_connack = self._loop.create_future()
         o = self.options
@@ -185,6 +191,12 @@ class MqttSession:
             properties=properties,
         )
         self._client.loop_start()
+
+    async def connect(self) -> None:
+        """Connect and wait for the first CONNACK; paho reconnects by itself afterwards."""
+        self._begin()
+        o = self.options
+        assert self._first_connack is not None
         try:
             reason = await asyncio.wait_for(asyncio.shield(self._first_connack), o.connect_timeout_s)
         except TimeoutError:

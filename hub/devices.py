@@ -7,6 +7,7 @@ restarted hub would store the same offline transition twice.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +39,7 @@ class DeviceState:
     state: str
     since_ms: int
     birth: str | None = None
+    gateway: str | None = None  # 'site/device' of the edge agent it publishes through (from its birth)
 
 
 class DeviceStates:
@@ -56,8 +58,16 @@ class DeviceStates:
             ).fetchall()
         )
         for site, device, kind, boot, state, since_ms, birth in rows:
+            gateway = json.loads(birth).get("gateway") if birth else None
             self._states[(site, device)] = DeviceState(
-                site=site, device=device, kind=kind, boot=boot, state=state, since_ms=since_ms, birth=birth
+                site=site,
+                device=device,
+                kind=kind,
+                boot=boot,
+                state=state,
+                since_ms=since_ms,
+                birth=birth,
+                gateway=gateway,
             )
 
     def get(self, site: str, device: str) -> DeviceState | None:
@@ -86,8 +96,9 @@ class DeviceStates:
         for state in states:
             key = (state.site, state.device)
             previous = self._states.get(key)
-            birth = state.birth if state.birth is not None else (previous.birth if previous else None)
-            self._states[key] = replace(state, birth=birth)
+            if state.birth is None and previous is not None:
+                state = replace(state, birth=previous.birth, gateway=previous.gateway)
+            self._states[key] = state
 
     async def aclose(self) -> None:
         """Close the file."""

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from cityhub.contract import (
@@ -275,6 +275,7 @@ class Ingestor:
             state=known.state if known and same_boot else "unknown",
             since_ms=known.since_ms if known and same_boot else birth.ts,
             birth=birth.model_dump_json(),
+            gateway=birth.gateway,
         )
 
     def _record_status(self, status: StatusMessage, batch: Batch, now_ms: int) -> None:
@@ -294,7 +295,31 @@ class Ingestor:
             state=status.state,
             since_ms=ts_ms,
             birth=known.birth if known else None,  # a status must not erase the birth beside it
+            gateway=known.gateway if known else None,
         )
+        if status.state == "offline":
+            self._gateway_offline(status, ts_ms, batch)
+
+    def _gateway_offline(self, status: StatusMessage, ts_ms: int, batch: Batch) -> None:
+        """Devices that publish through an edge agent go offline with it (they cannot be heard any more)."""
+        gateway = f"{status.site}/{status.device}"
+        states = {(s.site, s.device): s for s in self._devices.all()}
+        states.update(self.in_flight_states)
+        states.update(batch.device_states)
+        for state in states.values():
+            if state.gateway != gateway or state.state != "online":
+                continue
+            offline = StatusMessage(
+                device=state.device,
+                site=state.site,
+                kind=state.kind,
+                state="offline",
+                boot=state.boot,
+                ts=ts_ms,
+                reason=f"gateway {gateway} offline",
+            )
+            batch.points.append(status_point(offline, ts_ms))
+            batch.device_states[(state.site, state.device)] = replace(state, state="offline", since_ms=ts_ms)
 
     def _reject(self, message: InboundMessage, exc: RejectedMessage, now_ms: int) -> None:
         self._metrics.messages_rejected.labels(reason=exc.reason.value).inc()

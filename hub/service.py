@@ -14,11 +14,9 @@ import logging
 import time
 from typing import Any
 
-import uvicorn
-
 from cityhub.contract import MessageKind, Topics
+from cityhub.http import EmbeddedServer, create_app
 from cityhub.mqtt import BrokerAddress, MqttSession, SessionOptions
-from hub.api.app import EmbeddedServer, create_app
 from hub.config import HubSettings
 from hub.devices import DeviceStates
 from hub.ingest import Batch, Ingestor, RejectLog
@@ -165,15 +163,8 @@ class Hub:
             await self.devices.aclose()
 
     async def _serve_http(self) -> None:
-        config = uvicorn.Config(
-            create_app(self.metrics, self.health),
-            host=self.settings.http.host,
-            port=self.settings.http.port or 0,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-        )
-        self.http = EmbeddedServer(config)
+        app = create_app(self.metrics.registry, self.health, title="cityhub hub")
+        self.http = EmbeddedServer.for_app(app, self.settings.http.host, self.settings.http.port or 0)
         await self.http.serve()
 
     async def _consume(self, stop: asyncio.Event) -> None:

@@ -21,11 +21,15 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
-from drivers.modbus.errors import BadAnswer, DeviceException, DeviceUnreachable
+from drivers.modbus.errors import EXCEPTION_NAMES, BadAnswer, DeviceException, DeviceUnreachable
 from drivers.modbus.plan import ReadRequest
 from drivers.modbus.profile import RegisterTable
 
 log = logging.getLogger(__name__)
+
+#: Exception codes with which a TCP gateway says the device behind it did not answer (spec section 7):
+#: the device is unreachable, exactly as if it had been asked directly and stayed silent.
+GATEWAY_NO_ANSWER = frozenset({10, 11})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,7 +139,10 @@ class ModbusLine:
             # link; both mean the device cannot be read now.
             raise DeviceUnreachable(f"{what}: {exc}") from exc
         if response.isError():
-            raise DeviceException(int(getattr(response, "exception_code", 0)), what)
+            code = int(getattr(response, "exception_code", 0))
+            if code in GATEWAY_NO_ANSWER:
+                raise DeviceUnreachable(f"{what}: the gateway answered exception {code} ({EXCEPTION_NAMES[code]})")
+            raise DeviceException(code, what)
         values = [int(bit) for bit in response.bits] if request.table.is_bits else list(response.registers)
         if len(values) < request.count:
             raise BadAnswer(f"{what}: answered {len(values)} values")

@@ -1,0 +1,372 @@
+"""The edge agent: polls its devices and publishes through the contract, never losing a reading.
+
+Data flow: ModbusDevice.poll (per device, on its interval) → contract messages (telemetry per poll,
+events on state change) → OutboundQueue (on disk) → Forwarder → broker. Data goes through the queue,
+so a broker or network outage only makes the queue longer (edge_agent/forwarder.py says why there is no
+direct path for it).
+
+Births and statuses are not data but the present state, retained by the broker: they are published
+directly, at every (re)connection and on every device up/down while connected, never queued. Queued
+behind a backlog, an old status would reach the broker after a newer one and stay retained; and the
+agent's own "online" would wait behind the whole drain while its last will says "offline".
+
+The agent is a device of its own (kind ``edge_agent``): its last will marks it offline, and every
+device's birth names it as ``gateway``, so the hub knows the agent's devices went dark with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cityhub.contract import (
+    QOS,
+    RETAIN,
+    BirthMessage,
+    DeviceEvent,
+    EventMessage,
+    MessageKind,
+    MetricSpec,
+    Reading,
+    StatusMessage,
+    TelemetryMessage,
+    Topics,
+)
+from cityhub.http import EmbeddedServer, create_app
+from cityhub.mqtt import BrokerAddress, MqttError, MqttSession, SessionOptions, Will
+from drivers.modbus.device import ModbusDevice
+from drivers.modbus.line import ModbusLine
+from drivers.modbus.profile import DataType, DeviceProfile
+from edge_agent.buffer import OutboundMessage, OutboundQueue
+from edge_agent.config import AgentConfig
+from edge_agent.forwarder import Forwarder
+from edge_agent.metrics import AgentMetrics
+
+log = logging.getLogger(__name__)
+
+AGENT_KIND = "edge_agent"
+
+
+def _metric_type(data_type: DataType, scaled: bool) -> str:
+    if data_type in (DataType.BOOL, DataType.BIT):
+        return "bool"
+    if data_type is DataType.STRING:
+        return "string"
+    return "float" if scaled or data_type in (DataType.FLOAT32, DataType.FLOAT64) else "int"
+
+
+@dataclass(slots=True)
+class _Device:
+    """A polled device and what the agent publishes about it."""
+
+    site: str
+    device_id: str
+    profile: DeviceProfile
+    interval_s: float
+    poller: ModbusDevice = field(init=False)
+    seq: int = 0
+    online: bool | None = None  # unknown until the first poll
+
+    @property
+    def id(self) -> str:
+        return self.device_id
+
+
+@dataclass(slots=True)
+class EdgeAgent:
+    """One agent process."""
+
+    config: AgentConfig
+    profiles: dict[str, DeviceProfile]
+    clock: Callable[[], float] = time.time
+    topics: Topics = field(init=False)
+    boot: int = field(init=False)
+    metrics: AgentMetrics = field(init=False)
+    queue: OutboundQueue = field(init=False)
+    session: MqttSession = field(init=False)
+    forwarder: Forwarder = field(init=False)
+    lines: dict[str, ModbusLine] = field(init=False)
+    devices: list[_Device] = field(init=False)
+    http: EmbeddedServer | None = field(init=False, default=None)
+    ready: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.topics = Topics(c.mqtt.topic_root)
+        self.boot = int(self.clock() * 1000)
+        self.metrics = AgentMetrics()
+        self.queue = OutboundQueue(
+            c.data_dir / "outbound.sqlite",
+            max_bytes=c.buffer.max_mb * 1024 * 1024,
+            max_age_s=c.buffer.max_age_h * 3600,
+            on_drop=lambda reason, count: self.metrics.dropped.labels(reason=reason.value).inc(count),
+        )
+        self.session = MqttSession(
+            BrokerAddress.from_url(c.mqtt.url),
+            SessionOptions(
+                client_id=c.mqtt.client_id or f"cityhub-agent-{c.agent.site}-{c.agent.id}",
+                protocol=c.mqtt.protocol,
+                keepalive_s=c.mqtt.keepalive_s,
+                will=Will(
+                    topic=self._topic(c.agent.site, c.agent.id, MessageKind.STATUS),
+                    payload=self._status(
+                        c.agent.site, c.agent.id, AGENT_KIND, "offline", will=True, reason="connection lost"
+                    ),
+                ),
+            ),
+        )
+        self.session.on_connected = self._announce_soon
+        self.forwarder = Forwarder(self.queue, self.session, rate=c.buffer.drain_rate)
+        # pymodbus clients need a running event loop: lines and pollers are built in run().
+        self.lines = {}
+        self.devices = [
+            _Device(
+                site=d.site or c.agent.site, device_id=d.id, profile=self.profiles[d.id], interval_s=d.poll_interval_s
+            )
+            for d in c.devices
+        ]
+
+    def _connect_devices(self) -> None:
+        c = self.config
+        self.lines = {line.name: ModbusLine(line.settings()) for line in c.lines}
+        by_id = {d.id: d for d in c.devices}
+        for device in self.devices:
+            entry = by_id[device.device_id]
+            device.poller = ModbusDevice(
+                device_id=entry.id, unit=entry.unit, profile=device.profile, line=self.lines[entry.line]
+            )
+
+    # -- messages ---------------------------------------------------------------------------------------
+
+    def _topic(self, site: str, device: str, kind: MessageKind) -> str:
+        return self.topics.device(site, device, kind)
+
+    def _status(
+        self, site: str, device: str, kind: str, state: str, *, will: bool = False, reason: str | None = None
+    ) -> bytes:
+        ts = self.boot if will else int(self.clock() * 1000)
+        message = StatusMessage(
+            device=device, site=site, kind=kind, state=state, boot=self.boot, ts=ts, will=will, reason=reason
+        )
+        return message.model_dump_json(exclude_defaults=True).encode()
+
+    def _out(self, site: str, device: str, kind: MessageKind, payload: bytes) -> OutboundMessage:
+        return OutboundMessage(
+            topic=self._topic(site, device, kind), payload=payload, qos=QOS[kind], retain=RETAIN[kind]
+        )
+
+    def _births(self) -> list[OutboundMessage]:
+        agent = self.config.agent
+        now = int(self.clock() * 1000)
+        messages = [
+            self._out(
+                agent.site,
+                agent.id,
+                MessageKind.BIRTH,
+                BirthMessage(
+                    device=agent.id,
+                    site=agent.site,
+                    kind=AGENT_KIND,
+                    boot=self.boot,
+                    ts=now,
+                    software="cityhub-agent",
+                )
+                .model_dump_json(exclude_defaults=True)
+                .encode(),
+            ),
+            self._out(
+                agent.site, agent.id, MessageKind.STATUS, self._status(agent.site, agent.id, AGENT_KIND, "online")
+            ),
+        ]
+        for device in self.devices:
+            profile = device.profile
+            birth = BirthMessage(
+                device=device.id,
+                site=device.site,
+                kind=profile.kind,
+                boot=self.boot,
+                ts=now,
+                profile=profile.name,
+                maker=profile.maker,
+                model=profile.model,
+                software="cityhub-agent",
+                heartbeat_s=max(1, round(device.interval_s)),
+                gateway=f"{agent.site}/{agent.id}",
+                metrics=[
+                    MetricSpec(
+                        metric=p.metric,
+                        type=_metric_type(p.type, (p.scale, p.offset) != (1.0, 0.0)),
+                        unit=p.unit,
+                    )
+                    for p in profile.points
+                ],
+                events=sorted({p.event for p in profile.points if p.event}),
+            )
+            messages.append(
+                self._out(
+                    device.site, device.id, MessageKind.BIRTH, birth.model_dump_json(exclude_defaults=True).encode()
+                )
+            )
+            if device.online is not None:
+                state = "online" if device.online else "offline"
+                messages.append(
+                    self._out(
+                        device.site,
+                        device.id,
+                        MessageKind.STATUS,
+                        self._status(device.site, device.id, profile.kind, state),
+                    )
+                )
+        return messages
+
+    def _announce_soon(self) -> None:
+        """After every (re)connection: the will may have marked the agent offline meanwhile."""
+        self._publish_state(self._births())
+
+    def _publish_state(self, messages: list[OutboundMessage]) -> None:
+        """Publish present-state messages now if connected; the next connection republishes them anyway."""
+        if not self.session.connected:
+            return
+        for message in messages:
+            self.session.publish_nowait(message.topic, message.payload, qos=message.qos, retain=message.retain)
+
+    # -- polling ----------------------------------------------------------------------------------------
+
+    async def _poll_forever(self, device: _Device, stop: asyncio.Event) -> None:
+        next_at = time.monotonic()
+        while not stop.is_set():
+            started = time.monotonic()
+            result = await device.poller.poll()
+            self.metrics.poll_seconds.observe(time.monotonic() - started)
+            self.metrics.polls.labels(device=device.id, result="ok" if result.ok else "failed").inc()
+            self._publish_state(self._status_change(device))
+            await self.queue.append_many(self._poll_messages(device, result.readings, result.events))
+            next_at += device.interval_s
+            delay = next_at - time.monotonic()
+            if delay < 0:  # overran (slow line): skip the missed ticks rather than bunching polls
+                next_at = time.monotonic()
+                delay = 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+    def _status_change(self, device: _Device) -> list[OutboundMessage]:
+        """The device's status message if it went up or down with this poll."""
+        online = not device.poller.down
+        if online == device.online:
+            return []
+        device.online = online
+        self.metrics.devices_down.set(sum(1 for d in self.devices if d.online is False))
+        reason = None if online else "no answer from the device"
+        kind = device.profile.kind
+        status = self._status(device.site, device.id, kind, "online" if online else "offline", reason=reason)
+        return [self._out(device.site, device.id, MessageKind.STATUS, status)]
+
+    def _poll_messages(
+        self, device: _Device, readings: list[Reading], events: list[DeviceEvent]
+    ) -> list[OutboundMessage]:
+        """Telemetry for the poll's readings and an event message for its state changes, each with its seq."""
+        kind = device.profile.kind
+        messages = []
+        if readings:
+            device.seq += 1
+            telemetry = TelemetryMessage(
+                device=device.id, site=device.site, kind=kind, boot=self.boot, seq=device.seq, readings=readings
+            )
+            messages.append(
+                self._out(
+                    device.site,
+                    device.id,
+                    MessageKind.TELEMETRY,
+                    telemetry.model_dump_json(exclude_defaults=True).encode(),
+                )
+            )
+        if events:
+            device.seq += 1
+            event_message = EventMessage(
+                device=device.id, site=device.site, kind=kind, boot=self.boot, seq=device.seq, events=events
+            )
+            messages.append(
+                self._out(
+                    device.site,
+                    device.id,
+                    MessageKind.EVENT,
+                    event_message.model_dump_json(exclude_defaults=True).encode(),
+                )
+            )
+        return messages
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Liveness and readiness, for ``/health``."""
+        depth = self.queue.depth
+        self.metrics.queue_messages.set(depth.messages)
+        self.metrics.queue_bytes.set(depth.bytes)
+        self.metrics.queue_oldest_seconds.set(depth.oldest_age_s)
+        stats = self.forwarder.stats
+        self.metrics.forwarded.set(stats.forwarded)
+        self.metrics.historical.set(stats.historical)
+        return {
+            "status": "ok" if self.ready.is_set() else "starting",
+            "agent": self.config.agent.id,
+            "mqtt_connected": self.session.connected,
+            "queue_messages": depth.messages,
+            "queue_oldest_s": round(depth.oldest_age_s, 1),
+            "devices": len(self.devices),
+            "devices_down": [d.id for d in self.devices if d.online is False],
+        }
+
+    async def run(self, stop: asyncio.Event, drain_s: float = 5.0) -> None:
+        """Run until ``stop``; then say goodbye through the queue and give the forwarder ``drain_s`` to send it."""
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self._connect_devices()
+        await self.queue.open()
+        self.metrics.mqtt_connected.set_function(lambda: 1.0 if self.session.connected else 0.0)
+        self.metrics.queue_messages.set_function(lambda: float(self.queue.depth.messages))
+        self.session.start()  # births go out from on_connected, at every connection
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                forwarding = tasks.create_task(self.forwarder.run(), name="forwarder")
+                polls = [tasks.create_task(self._poll_forever(d, stop), name=f"poll-{d.id}") for d in self.devices]
+                if self.config.http.port is not None:
+                    app = create_app(self.metrics.registry, self.health, title="cityhub edge agent")
+                    self.http = EmbeddedServer.for_app(app, self.config.http.host, self.config.http.port)
+                    serving = tasks.create_task(self.http.serve(), name="http")
+                self.ready.set()
+                await stop.wait()
+                await asyncio.gather(*polls)
+                await self._goodbye(drain_s)
+                forwarding.cancel()
+                if self.http is not None:
+                    self.http.should_exit = True
+                    await serving
+        finally:
+            await self.session.disconnect()
+            for line in self.lines.values():
+                await line.aclose()
+            await self.queue.aclose()
+
+    async def _goodbye(self, drain_s: float) -> None:
+        """Let the forwarder send what is queued (up to ``drain_s``), then say offline (not the will)."""
+        agent = self.config.agent
+        goodbye = self._out(
+            agent.site,
+            agent.id,
+            MessageKind.STATUS,
+            self._status(agent.site, agent.id, AGENT_KIND, "offline", reason="shutdown"),
+        )
+        deadline = time.monotonic() + drain_s
+        while self.queue.depth.messages and time.monotonic() < deadline and self.session.connected:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if self.queue.depth.messages:
+            log.info("%d messages stay in the queue for the next start", self.queue.depth.messages)
+        if self.session.connected:
+            with contextlib.suppress(MqttError):  # then the broker publishes the will instead
+                await self.session.publish(
+                    goodbye.topic, goodbye.payload, qos=goodbye.qos, retain=goodbye.retain, timeout_s=drain_s
+                )
