@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cityhub.contract import Topics
 from cityhub.mqtt import MqttError
-
-if TYPE_CHECKING:
-    from hub.service import Hub
 
 log = logging.getLogger("cityhub")
 
@@ -89,21 +84,6 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _report_progress(hub: Hub, stop: asyncio.Event, every_s: float = 10.0) -> None:
-    """Print what the demo hub has stored so far, so a newcomer sees data flowing."""
-    sample = hub.metrics.registry.get_sample_value
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every_s)
-        online = sum(1 for device in hub.devices.all() if device.state == "online")
-        print(
-            f"hub: {sample('cityhub_hub_messages_received_total', {'kind': 'telemetry'}) or 0:.0f} telemetry "
-            f"messages, {sample('cityhub_hub_points_written_total') or 0:.0f} points stored, "
-            f"{online} devices online",
-            flush=True,
-        )
-
-
 def _cmd_agent(args: argparse.Namespace) -> int:
     from edge_agent.agent import EdgeAgent
     from edge_agent.buffer import QueueError
@@ -137,46 +117,13 @@ def _cmd_sim_modbus(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from hub.broker import start_embedded_broker
-    from hub.config import load_hub_settings
-    from hub.service import Hub
-    from simulators.publisher import run_synthetic
+    from cityhub.demo import DemoOptions, run_demo
 
     _setup_logging(args.log_level)
-    url = f"mqtt://127.0.0.1:{args.mqtt_port}"
-    settings = load_hub_settings(
-        None,
-        data_dir=str(args.data_dir),
-        hub_id="demo-hub",
-        mqtt={"url": url, "protocol": 4, "client_id": "cityhub-demo-hub"},
-        http={"port": args.http_port},
-        ingest={"flush_interval_s": 0.5},
+    options = DemoOptions(
+        mqtt_port=args.mqtt_port, http_port=args.http_port, modbus_port=args.modbus_port, data_dir=args.data_dir
     )
-
-    async def main(stop: asyncio.Event) -> None:
-        broker = await start_embedded_broker(port=args.mqtt_port)
-        hub = Hub(settings)
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                hub_task = tasks.create_task(hub.run(stop))
-                await asyncio.wait_for(hub.ready.wait(), 30)
-                print(
-                    f"\ncityhub demo is running (Ctrl-C to stop)\n"
-                    f"  MQTT broker (embedded, MQTT 3.1.1): {url}\n"
-                    f"  hub health:  http://127.0.0.1:{args.http_port}/health\n"
-                    f"  metrics:     http://127.0.0.1:{args.http_port}/metrics\n"
-                    f"  time series: {settings.data_dir / 'timeseries.sqlite'} (embedded SQLite)\n",
-                    flush=True,
-                )
-                reporter = tasks.create_task(_report_progress(hub, stop))
-                await run_synthetic(url, topics=hub.topics, devices=args.devices, interval_s=2.0, protocol=4, stop=stop)
-                await hub_task
-                reporter.cancel()
-        finally:
-            with contextlib.suppress(Exception):
-                await broker.shutdown()
-
-    _run_until_signal(main, args.duration)
+    _run_until_signal(lambda stop: run_demo(options, stop), args.duration)
     return 0
 
 
@@ -199,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--mqtt-port", type=int, default=1884)
     demo.add_argument("--http-port", type=int, default=8080)
     demo.add_argument("--data-dir", type=Path, default=Path("var/demo"))
-    demo.add_argument("--devices", type=int, default=3)
+    demo.add_argument("--modbus-port", type=int, default=15020)
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--log-level", default="INFO")
     demo.set_defaults(func=_cmd_demo)

@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 #: The session's own bound on a PUBACK wait. Only a last resort: the forwarder enforces ``ack_timeout_s``
 #: itself, counting connected time only, because paho resends a message in flight after any reconnection.
 _PUBLISH_TIMEOUT_S = 86_400.0
+#: How long the very first connection may take before the forwarder reports the broker unreachable.
+_FIRST_CONNECT_GRACE_S = 10.0
 #: Messages read from the queue at once (one database round trip), then published as the window allows.
 _READ_AHEAD = 256
 
@@ -127,6 +129,7 @@ class Forwarder:
         self._cursor = 0  # the highest id handed to the session
         self._forwarded = self._historical = self._republished = 0
         self._paused = False
+        self._ever_connected = False
 
     @property
     def stats(self) -> ForwarderStats:
@@ -155,12 +158,16 @@ class Forwarder:
 
     async def _wait_for_broker(self) -> None:
         """Return once connected; log an outage once when it starts and once when it ends."""
+        waited = 0.0
         while not self.session.connected:
-            if not self._paused:
+            # The first connection gets a grace period before it counts as an outage (no alarm at start-up).
+            if not self._paused and (self._ever_connected or waited >= _FIRST_CONNECT_GRACE_S):
                 self._paused = True
                 log.warning("MQTT broker unreachable: forwarding paused, %d messages queued", self.queue.depth.messages)
             with contextlib.suppress(MqttError):
                 await self.session.wait_connected(self.idle_s)
+            waited += self.idle_s
+        self._ever_connected = True
         if self._paused:
             self._paused = False
             log.info("MQTT broker reachable again: forwarding %d queued messages", self.queue.depth.messages)

@@ -26,8 +26,8 @@ def test_hub_refuses_a_bad_configuration_with_the_file_and_field(tmp_path: Path)
     assert f"{config}: ingest.flush_interval_s: Input should be greater than 0" in result.stderr
 
 
-def test_demo_runs_broker_hub_and_devices_with_nothing_installed(tmp_path: Path) -> None:
-    """The README's first command: the demo comes up, devices publish, the hub stores into SQLite."""
+def test_demo_runs_simulators_agent_broker_and_hub_with_nothing_installed(tmp_path: Path) -> None:
+    """The README's first command: simulated Modbus devices, polled by an agent, stored by the hub in SQLite."""
     http_port = free_port()
     demo = subprocess.Popen(
         [
@@ -36,6 +36,8 @@ def test_demo_runs_broker_hub_and_devices_with_nothing_installed(tmp_path: Path)
             "cityhub",
             "demo",
             "--mqtt-port",
+            str(free_port()),
+            "--modbus-port",
             str(free_port()),
             "--http-port",
             str(http_port),
@@ -56,11 +58,11 @@ def test_demo_runs_broker_hub_and_devices_with_nothing_installed(tmp_path: Path)
                 health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=2).read())
             except OSError:
                 health = {}
-            if health.get("devices_known") == 3:
+            if health.get("devices_known") == 5:
                 break
             time.sleep(0.5)
         assert health.get("status") == "ok", health
-        assert health.get("devices_known") == 3
+        assert health.get("devices_known") == 5  # the edge agent and its four Modbus devices
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=2).read().decode()
         written = [line for line in metrics.splitlines() if line.startswith("cityhub_hub_points_written_total")]
         assert written
@@ -70,4 +72,5 @@ def test_demo_runs_broker_hub_and_devices_with_nothing_installed(tmp_path: Path)
         output, _ = demo.communicate(timeout=20)
     assert demo.returncode == 0, output
     assert "cityhub demo is running" in output
-    assert (tmp_path / "demo" / "timeseries.sqlite").exists()
+    assert (tmp_path / "demo" / "hub" / "timeseries.sqlite").exists()
+    assert (tmp_path / "demo" / "agent" / "outbound.sqlite").exists()
