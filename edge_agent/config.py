@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cityhub.contract.topics import ID_PATTERN, validate_root
 from cityhub.mqtt import BrokerAddress
+from cityhub.yamlfile import load_yaml
 from drivers.modbus.line import LineSettings
 from drivers.modbus.profile import DeviceProfile, ProfileError, load_profile
 
@@ -105,7 +106,8 @@ class DeviceConfig(_Section):
 
     id: Id
     line: Id
-    unit: int = Field(default=1, ge=0, le=247, description="Modbus unit (slave) id")
+    # 0 is the broadcast address, which never answers.
+    unit: int = Field(default=1, ge=1, le=247, description="Modbus unit (slave) id")
     profile: str = Field(description="a shipped profile name or the path of a profile file")
     poll_interval_s: float = Field(default=10.0, ge=0.1, le=86_400)
     site: Id | None = Field(default=None, description="the agent's site if unset")
@@ -157,9 +159,11 @@ def _location(data: Any, loc: tuple[int | str, ...]) -> str:
 def load_agent_config(path: Path) -> tuple[AgentConfig, dict[str, DeviceProfile]]:
     """Load and validate the agent's file and every profile it names (profiles by device id)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): save the file as UTF-8") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

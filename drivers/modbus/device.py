@@ -133,9 +133,12 @@ class ModbusDevice:
             try:
                 value = decode(point, values[offset : offset + point.count])
             except DecodeError as exc:
-                log.warning("%s: %s", self.device_id, exc)
+                if self._failing.get(point.metric) != str(exc):  # once per point and error, not every poll
+                    self._failing[point.metric] = str(exc)
+                    log.warning("%s: %s", self.device_id, exc)
                 readings.append(Reading(metric=point.metric, unit=point.unit, ts=ts_ms, quality=Quality.BAD))
                 continue
+            self._failing.pop(point.metric, None)
             readings.append(Reading(metric=point.metric, value=value, unit=point.unit, ts=ts_ms))
             if point.role is Role.STATE:
                 self._track_state(point, value, ts_ms, events)

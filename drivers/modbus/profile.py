@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cityhub.contract.payloads import RESERVED_FAMILIES
+from cityhub.yamlfile import load_yaml
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -271,7 +272,7 @@ def _describe(path: Path, data: Any, exc: ValidationError) -> str:
 def parse_profile(path: Path, text: str) -> DeviceProfile:
     """Validate a profile's YAML text; ``path`` names it in errors."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: not valid YAML: {exc}") from None
     try:
@@ -287,6 +288,8 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
         path = PROFILE_DIR / f"{name_or_path}.yaml"
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: not UTF-8 text (byte {exc.start}): save the file as UTF-8") from None
     except OSError as exc:
         shipped = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
         raise ProfileError(f"{path}: cannot read the profile ({exc.strerror}); shipped profiles: {shipped}") from None

@@ -25,7 +25,7 @@ INT_RANGES = {
     DataType.UINT16: (0, 2**16 - 1),
     DataType.INT32: (-(2**31), 2**31 - 1),
     DataType.UINT32: (0, 2**32 - 1),
-    # 64-bit values go through a float, so only |v| <= 2**53 is exact (see the xfail tests below).
+    # decode gives a float (the contract's numbers): exact for |v| <= 2**53; encode is exact over the whole range.
     DataType.INT64: (-(2**53), 2**53),
     DataType.UINT64: (0, 2**53),
 }
@@ -190,7 +190,7 @@ LAYOUTS_64 = {
 @pytest.mark.parametrize(("order", "registers"), LAYOUTS_64.items())
 @pytest.mark.parametrize("type_", [DataType.UINT64, DataType.INT64])
 def test_layout_of_64_bit_integer(type_: DataType, order: str, registers: list[int]) -> None:
-    # 0x0011223344556677 < 2**53, so it is exact (see the xfail tests for larger values).
+    # 0x0011223344556677 < 2**53, so it is exact.
     assert encode(point(type_, order), 0x0011223344556677) == registers
     assert decode(point(type_, order), registers) == 0x0011223344556677
 
