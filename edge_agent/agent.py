@@ -50,6 +50,8 @@ from edge_agent.metrics import AgentMetrics
 log = logging.getLogger(__name__)
 
 AGENT_KIND = "edge_agent"
+#: A message produced while older ones have waited this long will reach the hub late: it is historical.
+HISTORICAL_AFTER_S = 10.0
 
 
 def _metric_type(data_type: DataType, scaled: bool) -> str:
@@ -266,16 +268,27 @@ class EdgeAgent:
         status = self._status(device.site, device.id, kind, "online" if online else "offline", reason=reason)
         return [self._out(device.site, device.id, MessageKind.STATUS, status)]
 
+    def _is_historical(self) -> bool:
+        """Whether a message produced now will be late: the broker is away, or a backlog waits before it."""
+        return not self.session.connected or self.queue.depth.oldest_age_s > HISTORICAL_AFTER_S
+
     def _poll_messages(
         self, device: _Device, readings: list[Reading], events: list[DeviceEvent]
     ) -> list[OutboundMessage]:
         """Telemetry for the poll's readings and an event message for its state changes, each with its seq."""
         kind = device.profile.kind
+        historical = self._is_historical()
         messages = []
         if readings:
             device.seq += 1
             telemetry = TelemetryMessage(
-                device=device.id, site=device.site, kind=kind, boot=self.boot, seq=device.seq, readings=readings
+                device=device.id,
+                site=device.site,
+                kind=kind,
+                boot=self.boot,
+                seq=device.seq,
+                historical=historical,
+                readings=readings,
             )
             messages.append(
                 self._out(
@@ -288,7 +301,13 @@ class EdgeAgent:
         if events:
             device.seq += 1
             event_message = EventMessage(
-                device=device.id, site=device.site, kind=kind, boot=self.boot, seq=device.seq, events=events
+                device=device.id,
+                site=device.site,
+                kind=kind,
+                boot=self.boot,
+                seq=device.seq,
+                historical=historical,
+                events=events,
             )
             messages.append(
                 self._out(

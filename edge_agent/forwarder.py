@@ -32,8 +32,9 @@ idempotently (docs/mqtt-contract.md).
 
 Historical messages
 ===================
-The contract has no "historical" flag, and none is added: the timestamps inside the payloads carry the
-truth. The forwarder only counts, in ``historical``, the messages that waited more than
+The timestamps inside the payloads carry the truth, and the agent marks a message ``historical`` (a
+contract field) when it builds it while the broker is away or behind a backlog; the queue never rewrites
+payloads. The forwarder counts, in ``historical``, the messages that waited more than
 ``historical_after_s`` between their append and their publication.
 """
 

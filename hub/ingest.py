@@ -249,6 +249,8 @@ class Ingestor:
             if observed.verdict is Verdict.DUPLICATE:
                 self._metrics.duplicates_dropped.inc()
                 return
+            if body.historical:
+                self._metrics.historical_messages.inc()
             if isinstance(body, TelemetryMessage):
                 batch.points.extend(telemetry_points(body))
             else:

@@ -20,6 +20,9 @@ class HubMetrics:
         self.messages_rejected = Counter(
             "cityhub_hub_messages_rejected", "Messages rejected, by reason", ["reason"], registry=r
         )
+        self.historical_messages = Counter(
+            "cityhub_hub_historical_messages", "Telemetry and event messages a sender had buffered", registry=r
+        )
         self.duplicates_dropped = Counter(
             "cityhub_hub_duplicates_dropped", "Replayed messages dropped by sequence number", registry=r
         )

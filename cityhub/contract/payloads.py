@@ -143,6 +143,11 @@ class TelemetryMessage(_Envelope):
 
     boot: BootId
     seq: Sequence
+    historical: bool = Field(
+        default=False,
+        description="True when the sender buffered it (broker away, or behind a backlog): replayed data, "
+        "stored as usual but not live (rules must not alert on it as if it were happening now)",
+    )
     readings: list[Reading] = Field(min_length=1, max_length=10_000)
 
 
@@ -163,6 +168,11 @@ class EventMessage(_Envelope):
 
     boot: BootId
     seq: Sequence
+    historical: bool = Field(
+        default=False,
+        description="True when the sender buffered it (broker away, or behind a backlog): replayed data, "
+        "stored as usual but not live (rules must not alert on it as if it were happening now)",
+    )
     events: list[DeviceEvent] = Field(min_length=1, max_length=1_000)
 
 

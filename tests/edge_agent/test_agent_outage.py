@@ -211,6 +211,8 @@ async def test_outage_of_10000_messages_with_an_agent_sigkill_stores_every_readi
             await asyncio.sleep(1.0)  # anything delivered or stored twice would show up now
             # The hub saw no hole either (a new boot starting at 1 is not one).
             assert metric_value(hub, "cityhub_hub_sequence_gaps_total") == 0
+            # What was produced while the broker was away came marked as historical (replayed, not live).
+            assert metric_value(hub, "cityhub_hub_historical_messages_total") >= 10_000
 
             # And it knows the agent stopped, and its devices with it.
             async def all_offline() -> bool:
