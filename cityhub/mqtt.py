@@ -93,7 +93,7 @@ class SessionOptions:
     subscriptions: Sequence[tuple[str, int]] = ()
     manual_ack: bool = False
     reconnect_min_s: int = 1
-    reconnect_max_s: int = 30
+    reconnect_max_s: int = 10  # a broker back after an outage is reached within 10 s
 
 
 @dataclass(slots=True)
