@@ -75,7 +75,8 @@ class ModbusDevice:
     _backoff: _Backoff = field(init=False)
     _states: dict[str, Value] = field(init=False, default_factory=dict)
     _down_since: float | None = field(init=False, default=None)
-    _failing: dict[str, str] = field(init=False, default_factory=dict)  # request -> error, logged once
+    # request or point metric -> its current error, so each is logged once, not at every poll
+    _failing: dict[ReadRequest | str, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.requests = plan_reads(self.profile)
@@ -116,13 +117,12 @@ class ModbusDevice:
         return PollResult(readings=readings, events=events, ok=ok)
 
     def _request_failed(self, request: ReadRequest, exc: ModbusDriverError) -> None:
-        key = str(request)
-        if self._failing.get(key) != str(exc):
-            self._failing[key] = str(exc)
+        if self._failing.get(request) != str(exc):
+            self._failing[request] = str(exc)
             log.warning("device %s: %s", self.device_id, exc)
 
     def _request_answered(self, request: ReadRequest) -> None:
-        if self._failing.pop(str(request), None) is not None:
+        if self._failing and self._failing.pop(request, None) is not None:
             log.info("device %s: %s answers again", self.device_id, request)
 
     def _decode(self, request: ReadRequest, values: list[int], ts: float, events: list[DeviceEvent]) -> list[Reading]:
@@ -138,7 +138,8 @@ class ModbusDevice:
                     log.warning("%s: %s", self.device_id, exc)
                 readings.append(Reading(metric=point.metric, unit=point.unit, ts=ts_ms, quality=Quality.BAD))
                 continue
-            self._failing.pop(point.metric, None)
+            if self._failing:
+                self._failing.pop(point.metric, None)
             readings.append(Reading(metric=point.metric, value=value, unit=point.unit, ts=ts_ms))
             if point.role is Role.STATE:
                 self._track_state(point, value, ts_ms, events)
