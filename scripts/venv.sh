@@ -19,5 +19,11 @@ fi
 spec="."
 if [ $# -gt 0 ]; then spec=".[$(IFS=,; echo "$*")]"; fi
 echo "==> installing cityhub${1:+ with extras: $*} into .venv"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"
+# pip's build step prints setuptools' notices even with --quiet: keep them in a log, show it on failure.
+log=.venv/pip-install.log
+if ! { .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip &&
+       .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "pip install failed (log: $log)" >&2
+  exit 1
+fi
