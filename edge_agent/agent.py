@@ -308,44 +308,22 @@ class EdgeAgent:
         kind = device.profile.kind
         historical = self._is_historical()
         messages = []
-        if readings:
-            device.seq += 1
-            telemetry = TelemetryMessage(
-                device=device.id,
-                site=device.site,
-                kind=kind,
-                boot=self.boot,
-                seq=device.seq,
-                historical=historical,
-                readings=readings,
-            )
-            messages.append(
-                self._out(
-                    device.site,
-                    device.id,
-                    MessageKind.TELEMETRY,
-                    telemetry.model_dump_json(exclude_defaults=True).encode(),
-                )
-            )
-        if events:
-            device.seq += 1
-            event_message = EventMessage(
-                device=device.id,
-                site=device.site,
-                kind=kind,
-                boot=self.boot,
-                seq=device.seq,
-                historical=historical,
-                events=events,
-            )
-            messages.append(
-                self._out(
-                    device.site,
-                    device.id,
-                    MessageKind.EVENT,
-                    event_message.model_dump_json(exclude_defaults=True).encode(),
-                )
-            )
+        batches: tuple[tuple[MessageKind, list[Reading] | list[DeviceEvent]], ...] = (
+            (MessageKind.TELEMETRY, readings),
+            (MessageKind.EVENT, events),
+        )
+        for message_kind, items in batches:
+            if not items:
+                continue
+            device.seq += 1  # one counter for telemetry and events: the hub sees gaps across both
+            envelope = {"device": device.id, "site": device.site, "kind": kind, "boot": self.boot, "seq": device.seq}
+            body: TelemetryMessage | EventMessage
+            if message_kind is MessageKind.TELEMETRY:
+                body = TelemetryMessage.model_validate({**envelope, "historical": historical, "readings": items})
+            else:
+                body = EventMessage.model_validate({**envelope, "historical": historical, "events": items})
+            payload = body.model_dump_json(exclude_defaults=True).encode()
+            messages.append(self._out(device.site, device.id, message_kind, payload))
         return messages
 
     # -- lifecycle --------------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cityhub.contract.topics import ID_PATTERN, validate_root
-from cityhub.mqtt import BrokerAddress
+from cityhub.contract.topics import ID_PATTERN
+from cityhub.settings import MqttUrl, TopicRoot
 from cityhub.yamlfile import load_yaml
 from drivers.modbus.line import LineSettings
 from drivers.modbus.profile import DeviceProfile, ProfileError, load_profile
@@ -41,22 +41,11 @@ class AgentIdentity(_Section):
 class AgentMqtt(_Section):
     """The broker the agent publishes to."""
 
-    url: str = "mqtt://127.0.0.1:1883"
-    topic_root: str = "cityhub"
+    url: MqttUrl = "mqtt://127.0.0.1:1883"
+    topic_root: TopicRoot = "cityhub"
     client_id: str | None = None
     protocol: Literal[5, 4] = 5
     keepalive_s: int = Field(default=30, ge=5, le=3_600)
-
-    @field_validator("url")
-    @classmethod
-    def _valid_url(cls, value: str) -> str:
-        BrokerAddress.from_url(value)
-        return value
-
-    @field_validator("topic_root")
-    @classmethod
-    def _valid_root(cls, value: str) -> str:
-        return validate_root(value)
 
 
 class BufferSettings(_Section):

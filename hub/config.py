@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cityhub.contract import Limits
-from cityhub.contract.topics import validate_root
-from cityhub.mqtt import BrokerAddress
+from cityhub.settings import MqttUrl, TopicRoot
 from cityhub.yamlfile import load_yaml
 from hub.errors import ConfigError
 
@@ -30,26 +29,15 @@ class _Section(BaseModel):
 class MqttConfig(_Section):
     """The broker the hub subscribes to."""
 
-    url: str = "mqtt://127.0.0.1:1883"
+    url: MqttUrl = "mqtt://127.0.0.1:1883"
     client_id: str = Field(default_factory=lambda: f"cityhub-hub-{socket.gethostname()}")
     protocol: Literal[5, 4] = Field(default=5, description="5, or 4 for MQTT 3.1.1 brokers")
-    topic_root: str = "cityhub"
+    topic_root: TopicRoot = "cityhub"
     #: Several hubs with the same group share one stream (MQTT 5 shared subscription).
     shared_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=60, le=0xFFFFFFFF)
     receive_maximum: int = Field(default=2_000, ge=1, le=65_535)
     keepalive_s: int = Field(default=30, ge=5, le=3_600)
-
-    @field_validator("url")
-    @classmethod
-    def _valid_url(cls, value: str) -> str:
-        BrokerAddress.from_url(value)
-        return value
-
-    @field_validator("topic_root")
-    @classmethod
-    def _valid_root(cls, value: str) -> str:
-        return validate_root(value)
 
     @model_validator(mode="after")
     def _shared_needs_v5(self) -> Self:
