@@ -331,12 +331,6 @@ class EdgeAgent:
     def health(self) -> dict[str, Any]:
         """Liveness and readiness, for ``/health``."""
         depth = self.queue.depth
-        self.metrics.queue_messages.set(depth.messages)
-        self.metrics.queue_bytes.set(depth.bytes)
-        self.metrics.queue_oldest_seconds.set(depth.oldest_age_s)
-        stats = self.forwarder.stats
-        self.metrics.forwarded.set(stats.forwarded)
-        self.metrics.historical.set(stats.historical)
         return {
             "status": "ok" if self.ready.is_set() else "starting",
             "agent": self.config.agent.id,
@@ -352,8 +346,14 @@ class EdgeAgent:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         self._connect_devices()
         await self.queue.open()
-        self.metrics.mqtt_connected.set_function(lambda: 1.0 if self.session.connected else 0.0)
-        self.metrics.queue_messages.set_function(lambda: float(self.queue.depth.messages))
+        # Read at scrape time, so /metrics is current without anyone calling /health.
+        m = self.metrics
+        m.mqtt_connected.set_function(lambda: 1.0 if self.session.connected else 0.0)
+        m.queue_messages.set_function(lambda: float(self.queue.depth.messages))
+        m.queue_bytes.set_function(lambda: float(self.queue.depth.bytes))
+        m.queue_oldest_seconds.set_function(lambda: self.queue.depth.oldest_age_s)
+        m.forwarded.set_function(lambda: float(self.forwarder.stats.forwarded))
+        m.historical.set_function(lambda: float(self.forwarder.stats.historical))
         self.session.start()  # births go out from on_connected, at every connection
         try:
             async with asyncio.TaskGroup() as tasks:
