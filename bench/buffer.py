@@ -37,27 +37,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import statistics
-import sys
-import tempfile
 import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-for _path in (REPO / "tests", REPO):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+import benchlib
+from services import MosquittoServer
 
-from services import MosquittoServer  # noqa: E402
-
-from cityhub.contract import MessageKind, Reading, TelemetryMessage, Topics  # noqa: E402
-from cityhub.mqtt import BrokerAddress, MqttSession, SessionOptions  # noqa: E402
-from edge_agent.buffer import OutboundMessage, OutboundQueue  # noqa: E402
-from edge_agent.forwarder import Forwarder  # noqa: E402
+from cityhub.contract import MessageKind, Reading, TelemetryMessage, Topics
+from cityhub.mqtt import BrokerAddress, MqttSession, SessionOptions
+from edge_agent.buffer import OutboundMessage, OutboundQueue
+from edge_agent.forwarder import Forwarder
 
 DEVICES = 20
 MEASUREMENTS = ("enqueue", "enqueue-batch", "bare", "drain", "live", "live-batch")
@@ -268,14 +261,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point."""
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        asyncio.run(run(args, args.workdir.resolve()))
-        return
-    with tempfile.TemporaryDirectory(prefix="cityhub-bench-buffer-") as tmp:
-        asyncio.run(run(args, Path(tmp)))
+    benchlib.main(parse_args, lambda args, workdir: asyncio.run(run(args, workdir)), argv)
 
 
 if __name__ == "__main__":

@@ -85,15 +85,12 @@ import contextlib
 import cProfile
 import gc
 import io
-import logging
 import multiprocessing
 import os
 import pstats
 import random
-import statistics
 import sys
 import sysconfig
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -102,26 +99,23 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-for _path in (REPO / "tests", REPO):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+import benchlib
+import httpx
+import paho.mqtt.client as paho
+from benchlib import REPO, mark, median, num, table_row
+from hubtools import hub_settings, running_hub
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from prometheus_client.metrics import MetricWrapperBase
+from services import InfluxDBServer, MosquittoServer
 
-import httpx  # noqa: E402
-import paho.mqtt.client as paho  # noqa: E402
-from hubtools import hub_settings, running_hub  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
-from paho.mqtt.packettypes import PacketTypes  # noqa: E402
-from paho.mqtt.properties import Properties  # noqa: E402
-from paho.mqtt.reasoncodes import ReasonCode  # noqa: E402
-from prometheus_client.metrics import MetricWrapperBase  # noqa: E402
-from services import InfluxDBServer, MosquittoServer  # noqa: E402
-
-from cityhub.contract import MessageKind, Reading, TelemetryMessage, Topics  # noqa: E402
-from hub.config import HubSettings  # noqa: E402
-from hub.ingest import telemetry_points  # noqa: E402
-from hub.service import Hub, tune_runtime  # noqa: E402
-from hub.storage.lineprotocol import Point, encode_points  # noqa: E402
+from cityhub.contract import MessageKind, Reading, TelemetryMessage, Topics
+from hub.config import HubSettings
+from hub.ingest import telemetry_points
+from hub.service import Hub, tune_runtime
+from hub.storage.lineprotocol import Point, encode_points
 
 SITE = "bench-site"
 BOOT = 1_700_000_000_000
@@ -722,37 +716,16 @@ def measure_raw(bench: Bench, round_no: int) -> Measurement:
 # -- reporting -----------------------------------------------------------------------------------------
 
 
-def _num(value: float, digits: int = 0) -> str:
-    if value != value:  # NaN
-        return "-"
-    return f"{value:,.{digits}f}"
-
-
-def _median(values: Sequence[float]) -> float:
-    finite = [v for v in values if v == v]
-    return statistics.median(finite) if finite else float("nan")
-
-
-def _mark(ratio: float, target: float) -> str:
-    if ratio != ratio:
-        return "n/a"
-    return "PASS" if ratio >= target else "BELOW"
-
-
 def bench_readings(m: Measurement) -> int:
     """Readings per message of a measurement."""
     return m.readings // m.messages if m.messages else 1
-
-
-def _row(cells: Sequence[tuple[str, int]]) -> str:
-    return " ".join(f"{text:>{width}}" for text, width in cells)
 
 
 def print_results(rounds: list[dict[str, Measurement]]) -> None:
     """The per-round table, the medians, the two ratios against their targets, then the hub's diagnostics."""
     widths = (6, 11, 10, 11, 11, 8, 7)
     titles = ("round", "bare msg/s", "hub msg/s", "hub rdg/s", "raw rdg/s", "hub/bare", "hub/raw")
-    header = _row(list(zip(titles, widths, strict=True)))
+    header = table_row(list(zip(titles, widths, strict=True)))
     print(header)
     print("-" * len(header))
     keys = ("bare", "hub_m", "hub_r", "raw", "rb", "rr")
@@ -769,43 +742,43 @@ def print_results(rounds: list[dict[str, Measurement]]) -> None:
         )
         for key, value in zip(keys, values, strict=True):
             columns[key].append(value)
-        texts = [str(index), *(_num(v) for v in values[:4]), *(_num(v, 2) for v in values[4:])]
-        print(_row(list(zip(texts, widths, strict=True))))
+        texts = [str(index), *(num(v) for v in values[:4]), *(num(v, 2) for v in values[4:])]
+        print(table_row(list(zip(texts, widths, strict=True))))
         for m in (bare, hub, raw):
             if m.note:
                 print(f"{'':>6} ! {m.name}: {m.note}")
             if m.extra.get("spooled") or m.extra.get("rejected") or m.extra.get("duplicates"):
                 print(f"{'':>6} ! {m.name}: spooled/rejected/duplicates: {m.extra}")
-    med = {key: _median(values) for key, values in columns.items()}
+    med = {key: median(values) for key, values in columns.items()}
     print("-" * len(header))
-    texts = ["median", *(_num(med[k]) for k in keys[:4]), *(_num(med[k], 2) for k in keys[4:])]
-    print(_row(list(zip(texts, widths, strict=True))))
+    texts = ["median", *(num(med[k]) for k in keys[:4]), *(num(med[k], 2) for k in keys[4:])]
+    print(table_row(list(zip(texts, widths, strict=True))))
     ratio_bare = med["hub_m"] / med["bare"]
     ratio_raw = med["hub_r"] / med["raw"]
     print()
     print(
-        f"hub msgs/s     / bare subscriber msgs/s = {_num(ratio_bare, 3)}  (target >= {TARGET_BARE})  "
-        f"{_mark(ratio_bare, TARGET_BARE)}"
+        f"hub msgs/s     / bare subscriber msgs/s = {num(ratio_bare, 3)}  (target >= {TARGET_BARE})  "
+        f"{mark(ratio_bare, TARGET_BARE)}"
     )
     print(
-        f"hub readings/s / raw POST readings/s    = {_num(ratio_raw, 3)}  (target >= {TARGET_RAW})  "
-        f"{_mark(ratio_raw, TARGET_RAW)}"
+        f"hub readings/s / raw POST readings/s    = {num(ratio_raw, 3)}  (target >= {TARGET_RAW})  "
+        f"{mark(ratio_raw, TARGET_RAW)}"
     )
     print("(ratios of the medians; the hub/bare and hub/raw columns are the per-round ratios)")
     per_message = bench_readings(rounds[0]["hub"])
     stream = med["bare"] * per_message / med["raw"]
     ceiling = "; hub/raw cannot exceed that unless the hub outruns a bare subscriber" if stream < 1 else ""
     print(
-        f"context: the MQTT stream itself (bare subscriber) carries {_num(med['bare'] * per_message)} readings/s "
-        f"= {_num(stream, 3)} x raw POST{ceiling}"
+        f"context: the MQTT stream itself (bare subscriber) carries {num(med['bare'] * per_message)} readings/s "
+        f"= {num(stream, 3)} x raw POST{ceiling}"
     )
     drains = [r["drain"] for r in rounds if "drain" in r]
     if drains:
-        drain_rate = _median([d.readings_per_s for d in drains])
+        drain_rate = median([d.readings_per_s for d in drains])
         print(
             f"diagnostic: hub draining a pre-filled broker queue (no publisher running): median "
-            f"{_num(drain_rate / bench_readings(drains[0]))} msg/s, {_num(drain_rate)} readings/s "
-            f"= {_num(drain_rate / med['raw'], 3)} x raw POST, {_num(drain_rate / med['hub_r'], 2)} x live hub"
+            f"{num(drain_rate / bench_readings(drains[0]))} msg/s, {num(drain_rate)} readings/s "
+            f"= {num(drain_rate / med['raw'], 3)} x raw POST, {num(drain_rate / med['hub_r'], 2)} x live hub"
         )
 
     print()
@@ -814,7 +787,7 @@ def print_results(rounds: list[dict[str, Measurement]]) -> None:
         "round", "bare s", "hub s", "raw s", "drain s", "pub msg/s", "pub@hub", "loop CPU", "net CPU", "GC s",
         "recv wait", "write wait", "hub batch",
     )  # fmt: skip
-    header = _row(list(zip(diag_titles, diag_widths, strict=True)))
+    header = table_row(list(zip(diag_titles, diag_widths, strict=True)))
     print(header)
     print("-" * len(header))
     nan = float("nan")
@@ -826,24 +799,24 @@ def print_results(rounds: list[dict[str, Measurement]]) -> None:
 
         def share(key: str, x: dict[str, float] = x, window: float = window) -> str:
             value = x.get(key, nan)
-            return f"{_num(value, 2)} {value / window:.0%}" if value == value else "-"
+            return f"{num(value, 2)} {value / window:.0%}" if value == value else "-"
 
         texts = [
             str(index),
-            _num(bare.seconds, 2),
-            _num(hub.seconds, 2),
-            _num(raw.seconds, 2),
-            _num(drain.seconds, 2) if drain else "-",
-            _num(bare.publisher_rate or nan),
-            _num(hub.publisher_rate or nan),
+            num(bare.seconds, 2),
+            num(hub.seconds, 2),
+            num(raw.seconds, 2),
+            num(drain.seconds, 2) if drain else "-",
+            num(bare.publisher_rate or nan),
+            num(hub.publisher_rate or nan),
             share("loop_cpu_s"),
             share("other_cpu_s"),
-            f"{_num(x.get('gc_seconds', nan), 2)} ({x.get('gc_full_collections', nan):.0f})",
+            f"{num(x.get('gc_seconds', nan), 2)} ({x.get('gc_full_collections', nan):.0f})",
             share("receive_wait_s"),
             share("write_wait_s"),
-            _num(x.get("batch_mean_points", nan)),
+            num(x.get("batch_mean_points", nan)),
         ]
-        print(_row(list(zip(texts, diag_widths, strict=True))))
+        print(table_row(list(zip(texts, diag_widths, strict=True))))
     print(
         "hub round diagnostics (% = share of the hub round's wall time): pub msg/s / pub@hub: the publisher's own\n"
         "rate (first PUBLISH to last PUBACK) in the bare / hub round; loop CPU: CPU time of the event-loop thread;\n"
@@ -954,10 +927,10 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             for name in order[shift:] + order[:shift]:
                 result[name] = measures[name](bench, round_no)
                 m = result[name]
-                rates = [f"{_num(m.msgs_per_s)} msg/s"] if name != "raw" else []
-                rates += [f"{_num(m.readings_per_s)} readings/s"] if name != "bare" else []
+                rates = [f"{num(m.msgs_per_s)} msg/s"] if name != "raw" else []
+                rates += [f"{num(m.readings_per_s)} readings/s"] if name != "bare" else []
                 status = "" if m.ok else f"  FAILED: {m.note}"
-                print(f"  round {round_no} {name:<5} {_num(m.seconds, 2):>6} s  {', '.join(rates)}{status}", flush=True)
+                print(f"  round {round_no} {name:<5} {num(m.seconds, 2):>6} s  {', '.join(rates)}{status}", flush=True)
             rounds.append(result)
         if rounds:
             print()
@@ -966,9 +939,9 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             profiles = ThreadProfiles()
             profiled = measure_hub(bench, args.rounds + 1, profiles)
             print(
-                f"\nprofiled hub round (not in the medians): {_num(profiled.seconds, 2)} s, "
-                f"{_num(profiled.msgs_per_s)} msg/s, {_num(profiled.readings_per_s)} readings/s, "
-                f"{_num(profiled.extra.get('gc_seconds', float('nan')), 2)} s in the garbage collector"
+                f"\nprofiled hub round (not in the medians): {num(profiled.seconds, 2)} s, "
+                f"{num(profiled.msgs_per_s)} msg/s, {num(profiled.readings_per_s)} readings/s, "
+                f"{num(profiled.extra.get('gc_seconds', float('nan')), 2)} s in the garbage collector"
                 + ("" if profiled.ok else f"  FAILED: {profiled.note}")
             )
             print_profiles(profiles, args.profile_top)
@@ -982,14 +955,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point."""
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        run(args, args.workdir.resolve())
-        return
-    with tempfile.TemporaryDirectory(prefix="cityhub-bench-") as tmp:
-        run(args, Path(tmp))
+    benchlib.main(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -97,11 +97,9 @@ import multiprocessing
 import os
 import pstats
 import signal
-import statistics
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -110,25 +108,22 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-for _path in (REPO / "tests", REPO):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+import benchlib
+import httpx
+import yaml
+from benchlib import REPO, mark, median, num, table_row
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.pdu import ModbusPDU
+from services import MosquittoServer, free_port
 
-import httpx  # noqa: E402
-import yaml  # noqa: E402
-from pymodbus.client import AsyncModbusTcpClient  # noqa: E402
-from pymodbus.pdu import ModbusPDU  # noqa: E402
-from services import MosquittoServer, free_port  # noqa: E402
-
-from drivers.modbus.codec import Value  # noqa: E402
-from drivers.modbus.device import ModbusDevice  # noqa: E402
-from drivers.modbus.line import LineSettings, ModbusLine  # noqa: E402
-from drivers.modbus.plan import ReadRequest, plan_reads  # noqa: E402
-from drivers.modbus.profile import DataType, DeviceProfile, RegisterTable, load_profile  # noqa: E402
-from edge_agent.agent import EdgeAgent  # noqa: E402
-from edge_agent.config import AgentConfig  # noqa: E402
-from simulators.modbus import ModbusSimulator  # noqa: E402
+from drivers.modbus.codec import Value
+from drivers.modbus.device import ModbusDevice
+from drivers.modbus.line import LineSettings, ModbusLine
+from drivers.modbus.plan import ReadRequest, plan_reads
+from drivers.modbus.profile import DataType, DeviceProfile, RegisterTable, load_profile
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
+from simulators.modbus import ModbusSimulator
 
 HOST = "127.0.0.1"
 PROFILES = ("climate-controller", "energy-meter", "environment-sensor", "gas-suppression")
@@ -553,9 +548,9 @@ async def run_rounds(bench: Bench) -> list[dict[str, Measurement]]:
 def _print_progress(round_no: int, m: Measurement) -> None:
     note = f"  ! {m.note}" if m.note else ""
     print(
-        f"  round {round_no} {m.name:<6} {m.seconds:5.2f} s  {_num(m.req_per_s):>7} req/s  "
-        f"{_num(m.reg_per_s):>8} reg/s  CPU per request: client {_num(m.per_request(m.client_cpu_s)):>5} us, "
-        f"simulator {_num(m.per_request(m.sim_cpu_s)):>4} us{note}",
+        f"  round {round_no} {m.name:<6} {m.seconds:5.2f} s  {num(m.req_per_s):>7} req/s  "
+        f"{num(m.reg_per_s):>8} reg/s  CPU per request: client {num(m.per_request(m.client_cpu_s)):>5} us, "
+        f"simulator {num(m.per_request(m.sim_cpu_s)):>4} us{note}",
         flush=True,
     )
 
@@ -837,7 +832,7 @@ async def run_profiles(bench: Bench) -> None:
         profiled[name] = (m, profiler)
     print("\nprofiled rounds (not in the medians; cProfile inflates Python-heavy paths most):")
     for name, (m, _) in profiled.items():
-        print(f"  {name:<6} {_num(m.req_per_s)} req/s")
+        print(f"  {name:<6} {num(m.req_per_s)} req/s")
     groups = {name: group_times(p) for name, (_, p) in profiled.items()}
     keys = sorted({k for g in groups.values() for k in g}, key=lambda k: -max(g.get(k, 0.0) for g in groups.values()))
     names = list(profiled)
@@ -862,31 +857,14 @@ async def run_profiles(bench: Bench) -> None:
 # -- reporting -----------------------------------------------------------------------------------------
 
 
-def _num(value: float, digits: int = 0) -> str:
-    return "-" if value != value else f"{value:,.{digits}f}"
-
-
-def _median(values: Sequence[float]) -> float:
-    finite = [v for v in values if v == v]
-    return statistics.median(finite) if finite else float("nan")
-
-
-def _mark(ratio: float, target: float) -> str:
-    return "n/a" if ratio != ratio else ("PASS" if ratio >= target else "BELOW")
-
-
-def _row(cells: Sequence[tuple[str, int]]) -> str:
-    return " ".join(f"{text:>{width}}" for text, width in cells)
-
-
 def _table(titles: Sequence[str], widths: Sequence[int], rows: Sequence[Sequence[str]]) -> None:
-    header = _row(list(zip(titles, widths, strict=True)))
+    header = table_row(list(zip(titles, widths, strict=True)))
     print(header)
     print("-" * len(header))
     for index, row in enumerate(rows):
         if index == len(rows) - 1 and row[0] == "median":
             print("-" * len(header))
-        print(_row(list(zip(row, widths, strict=True))))
+        print(table_row(list(zip(row, widths, strict=True))))
 
 
 def print_results(rounds: list[dict[str, Measurement]]) -> None:
@@ -908,17 +886,17 @@ def print_results(rounds: list[dict[str, Measurement]]) -> None:
         }
         for key, value in values.items():
             columns.setdefault(key, []).append(value)
-        rows.append([str(index), *(_num(v, 2 if "/" in k else 0) for k, v in values.items())])
-    med = {key: _median(values) for key, values in columns.items()}
-    rows.append(["median", *(_num(v, 2 if "/" in k else 0) for k, v in med.items())])
+        rows.append([str(index), *(num(v, 2 if "/" in k else 0) for k, v in values.items())])
+    med = {key: median(values) for key, values in columns.items()}
+    rows.append(["median", *(num(v, 2 if "/" in k else 0) for k, v in med.items())])
     titles = ("round", "bare req/s", "driver req/s", "agent req/s", "drv/bare", "agt/bare", "bare reg/s")
     _table((*titles, "driver reg/s", "agent reg/s"), (6, 10, 12, 11, 8, 8, 10, 12, 11), rows)
     print()
     for label, key, reg in (("driver", "driver", "driver_reg"), ("agent ", "agent", "agent_reg")):
         ratio, reg_ratio = med[key] / med["bare"], med[reg] / med["bare_reg"]
         print(
-            f"{label} requests/s / bare requests/s = {_num(ratio, 3)}  (target >= {TARGET_RATIO})  "
-            f"{_mark(ratio, TARGET_RATIO)}   (registers/s: {_num(reg_ratio, 3)})"
+            f"{label} requests/s / bare requests/s = {num(ratio, 3)}  (target >= {TARGET_RATIO})  "
+            f"{mark(ratio, TARGET_RATIO)}   (registers/s: {num(reg_ratio, 3)})"
         )
     print("(ratios of the medians; drv/bare and agt/bare are the per-round ratios)")
 
@@ -938,17 +916,17 @@ def print_diagnostics(rounds: list[dict[str, Measurement]]) -> None:
             values = (m.per_request(m.seconds), m.per_request(m.client_cpu_s), m.per_request(m.sim_cpu_s))
             for kind, value in zip(("wall", "cpu", "sim"), values, strict=True):
                 per_request.setdefault(f"{name}_{kind}", []).append(value)
-            cells += [_num(v) for v in values]
+            cells += [num(v) for v in values]
         rows.append(cells)
-    med = {key: _median(values) for key, values in per_request.items()}
-    rows.append(["median", *(_num(med[f"{n}_{k}"]) for n in MEASURES for k in ("wall", "cpu", "sim"))])
+    med = {key: median(values) for key, values in per_request.items()}
+    rows.append(["median", *(num(med[f"{n}_{k}"]) for n in MEASURES for k in ("wall", "cpu", "sim"))])
     print()
     print("microseconds per request: wall time; CPU of this process (all threads); CPU of the simulator process")
     titles = ("round", "bare wall", "cpu", "sim", "driver wall", "cpu", "sim", "agent wall", "cpu", "sim")
     _table(titles, (6, 9, 6, 6, 11, 6, 6, 10, 6, 6), rows)
     print(
-        f"driver - bare, per request: {_num(med['driver_wall'] - med['bare_wall'])} us wall, "
-        f"{_num(med['driver_cpu'] - med['bare_cpu'])} us client CPU (medians)"
+        f"driver - bare, per request: {num(med['driver_wall'] - med['bare_wall'])} us wall, "
+        f"{num(med['driver_cpu'] - med['bare_cpu'])} us client CPU (medians)"
     )
     agents = [(index, r["agent"]) for index, r in enumerate(rounds, 1) if "agent" in r]
     if not agents:
@@ -962,11 +940,11 @@ def print_diagnostics(rounds: list[dict[str, Measurement]]) -> None:
         rows.append(
             [
                 str(index),
-                _num(x.get("polls", nan) / m.seconds),
-                _num(x.get("forwarded", nan) / m.seconds),
+                num(x.get("polls", nan) / m.seconds),
+                num(x.get("forwarded", nan) / m.seconds),
                 *threads,
                 f"{m.cpu_share(x.get('broker_cpu_s', nan)):.0%}",
-                _num(x.get("queue_end", nan)),
+                num(x.get("queue_end", nan)),
             ]
         )
     agent_titles = ("round", "polls/s", "fwd msg/s", "loop", "sqlite", "paho", "other", "broker", "queue at end")
@@ -1053,14 +1031,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point."""
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        run(args, args.workdir.resolve())
-        return
-    with tempfile.TemporaryDirectory(prefix="cityhub-bench-") as tmp:
-        run(args, Path(tmp))
+    benchlib.main(parse_args, run, argv)
 
 
 if __name__ == "__main__":

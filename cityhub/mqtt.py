@@ -18,7 +18,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -106,7 +106,6 @@ class InboundMessage:
     retain: bool
     mid: int
     connection: int
-    received_at: float = field(default=0.0)
 
 
 class MqttSession:
@@ -227,13 +226,6 @@ class MqttSession:
         if sock is not None:
             sock.close()
 
-    def abort(self) -> None:
-        """Drop the connection without DISCONNECT, as a crash would (the broker publishes the will)."""
-        sock = self._client.socket()
-        if sock is not None:
-            sock.close()
-        self._client.loop_stop()
-
     @property
     def connected(self) -> bool:
         """Whether the session is connected now."""
@@ -308,7 +300,6 @@ class MqttSession:
             retain=message.retain,
             mid=message.mid,
             connection=self._connection,
-            received_at=message.timestamp,
         )
         with self._inbox_lock:
             self._inbox.append(inbound)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from hub.storage.sqlitedb import SqliteDatabase, transaction
@@ -48,6 +48,7 @@ class DeviceStates:
     def __init__(self, path: Path) -> None:
         self._db = SqliteDatabase(path, _SCHEMA)
         self._states: dict[tuple[str, str], DeviceState] = {}
+        self._by_gateway: dict[str, set[tuple[str, str]]] = {}
 
     async def open(self) -> None:
         """Load every known device."""
@@ -59,16 +60,27 @@ class DeviceStates:
         )
         for site, device, kind, boot, state, since_ms, birth in rows:
             gateway = json.loads(birth).get("gateway") if birth else None
-            self._states[(site, device)] = DeviceState(
-                site=site,
-                device=device,
-                kind=kind,
-                boot=boot,
-                state=state,
-                since_ms=since_ms,
-                birth=birth,
-                gateway=gateway,
+            self._remember(
+                DeviceState(
+                    site=site,
+                    device=device,
+                    kind=kind,
+                    boot=boot,
+                    state=state,
+                    since_ms=since_ms,
+                    birth=birth,
+                    gateway=gateway,
+                )
             )
+
+    def _remember(self, state: DeviceState) -> None:
+        key = (state.site, state.device)
+        previous = self._states.get(key)
+        if previous is not None and previous.gateway is not None:
+            self._by_gateway[previous.gateway].discard(key)
+        if state.gateway is not None:
+            self._by_gateway.setdefault(state.gateway, set()).add(key)
+        self._states[key] = state
 
     def get(self, site: str, device: str) -> DeviceState | None:
         """The last stored state of a device."""
@@ -77,6 +89,13 @@ class DeviceStates:
     def all(self) -> list[DeviceState]:
         """Every known device."""
         return list(self._states.values())
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def behind(self, gateway: str) -> list[DeviceState]:
+        """The devices whose birth names ``gateway`` ('site/device' of an edge agent)."""
+        return [self._states[key] for key in self._by_gateway.get(gateway, ())]
 
     async def save(self, states: list[DeviceState]) -> None:
         """Record new states (after the batch that carries them is stored)."""
@@ -87,18 +106,13 @@ class DeviceStates:
             conn.executemany(
                 "INSERT INTO device_state (site, device, kind, boot, state, since_ms, birth) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device) DO UPDATE SET kind = excluded.kind, "
-                "boot = excluded.boot, state = excluded.state, since_ms = excluded.since_ms, "
-                "birth = coalesce(excluded.birth, device_state.birth)",
+                "boot = excluded.boot, state = excluded.state, since_ms = excluded.since_ms, birth = excluded.birth",
                 [(s.site, s.device, s.kind, s.boot, s.state, s.since_ms, s.birth) for s in states],
             )
 
         await self._db.run(lambda conn: transaction(conn, upsert))
         for state in states:
-            key = (state.site, state.device)
-            previous = self._states.get(key)
-            if state.birth is None and previous is not None:
-                state = replace(state, birth=previous.birth, gateway=previous.gateway)
-            self._states[key] = state
+            self._remember(state)
 
     async def aclose(self) -> None:
         """Close the file."""

@@ -289,15 +289,18 @@ class Ingestor:
         # A last will carries the connect time; the transition happened when the broker sent it.
         ts_ms = now_ms if status.will else status.ts
         batch.points.append(status_point(status, ts_ms))
-        batch.device_states[(status.site, status.device)] = DeviceState(
-            site=status.site,
-            device=status.device,
-            kind=status.kind,
-            boot=status.boot,
-            state=status.state,
-            since_ms=ts_ms,
-            birth=known.birth if known else None,  # a status must not erase the birth beside it
-            gateway=known.gateway if known else None,
+        # From what is known, so a status keeps the device's birth (and gateway) beside it.
+        batch.device_states[(status.site, status.device)] = (
+            replace(known, kind=status.kind, boot=status.boot, state=status.state, since_ms=ts_ms)
+            if known
+            else DeviceState(
+                site=status.site,
+                device=status.device,
+                kind=status.kind,
+                boot=status.boot,
+                state=status.state,
+                since_ms=ts_ms,
+            )
         )
         if status.state == "offline":
             self._gateway_offline(status, ts_ms, batch)
@@ -305,11 +308,14 @@ class Ingestor:
     def _gateway_offline(self, status: StatusMessage, ts_ms: int, batch: Batch) -> None:
         """Devices that publish through an edge agent go offline with it (they cannot be heard any more)."""
         gateway = f"{status.site}/{status.device}"
-        states = {(s.site, s.device): s for s in self._devices.all()}
-        states.update(self.in_flight_states)
-        states.update(batch.device_states)
-        for state in states.values():
-            if state.gateway != gateway or state.state != "online":
+        # Stored devices by the gateway index; the (small) batches not yet stored by a scan.
+        candidates = {(s.site, s.device) for s in self._devices.behind(gateway)}
+        candidates |= {
+            key for key, s in (*self.in_flight_states.items(), *batch.device_states.items()) if s.gateway == gateway
+        }
+        for key in candidates:
+            state = self._known(batch, *key)
+            if state is None or state.gateway != gateway or state.state != "online":
                 continue
             offline = StatusMessage(
                 device=state.device,

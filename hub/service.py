@@ -132,7 +132,7 @@ class Hub:
             "store": "influxdb" if self.settings.influx.url else "sqlite",
             "spool_batches": spool.depth.batches if spool else 0,
             "seconds_since_flush": round(time.monotonic() - self._last_flush, 3),
-            "devices_known": len(self.devices.all()),
+            "devices_known": len(self.devices),
         }
 
     async def run(self, stop: asyncio.Event, shutdown_grace_s: float = 10.0) -> None:

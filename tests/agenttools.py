@@ -6,15 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.client
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +18,7 @@ import paho.mqtt.client as paho
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from services import InfluxDBServer
+from testkit import CityhubProcess
 
 from cityhub.mqtt import BrokerAddress
 from drivers.modbus.codec import Value
@@ -107,84 +102,11 @@ async def running_agent(config_path: Path) -> AsyncIterator[AgentRun]:
         await run.stop()
 
 
-class AgentProcess:
+class AgentProcess(CityhubProcess):
     """``cityhub agent --config`` in a process of its own, for SIGKILL tests."""
 
     def __init__(self, config_path: Path, http_port: int) -> None:
-        self.config_path = config_path
-        self.http_port = http_port
-        self.log_path = config_path.with_suffix(".log")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the process (its output goes to the log file)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")}
-        with self.log_path.open("ab") as log:
-            log.write(f"---- {time.strftime('%H:%M:%S')} starting the agent\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "cityhub", "agent", "--config", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-
-    @property
-    def alive(self) -> bool:
-        """Whether the process is running."""
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no flush, no goodbye."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        """SIGTERM and wait for a clean exit; returns the exit status (SIGKILL after ``timeout_s``)."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        return self.process.returncode
-
-    def _get(self, path: str) -> tuple[int, bytes] | None:
-        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=2.0)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            return response.status, response.read()
-        except (OSError, http.client.HTTPException):
-            return None
-        finally:
-            connection.close()
-
-    def health(self) -> dict[str, Any] | None:
-        """The agent's ``/health`` report, or None while it does not answer."""
-        answer = self._get("/health")
-        return json.loads(answer[1]) if answer is not None else None
-
-    def metric(self, name: str, labels: str = "") -> float | None:
-        """A sample of ``/metrics`` (``labels`` as written there: ``reason="overflow"``), None if absent."""
-        answer = self._get("/metrics")
-        if answer is None:
-            return None
-        wanted = f"{name}{{{labels}}}" if labels else name
-        for line in answer[1].decode().splitlines():
-            key, _, value = line.rpartition(" ")
-            if key == wanted:
-                return float(value)
-        return None
-
-    def log_tail(self) -> str:
-        """The end of the agent's log, for assertion messages."""
-        return self.log_path.read_text(errors="replace")[-3000:]
+        super().__init__("agent", config_path, http_port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -15,6 +11,7 @@ from typing import Any
 
 import yaml
 from services import InfluxDBServer, free_port
+from testkit import CityhubProcess
 
 from hub.config import HubSettings, load_hub_settings
 from hub.service import Hub
@@ -63,54 +60,15 @@ async def running_hub(settings: HubSettings) -> AsyncIterator[Hub]:
         await asyncio.wait_for(task, 20)
 
 
-class HubProcess:
-    """``cityhub hub`` in a process of its own, for SIGKILL tests."""
+class HubProcess(CityhubProcess):
+    """``cityhub hub`` in a process of its own, for SIGKILL tests, configured from ``settings``."""
 
     def __init__(self, settings: HubSettings, workdir: Path) -> None:
-        self.config_path = workdir / f"{settings.hub_id}.yaml"
-        self.http_port = free_port()
+        config_path = workdir / f"{settings.hub_id}.yaml"
+        super().__init__("hub", config_path, free_port())
         data = settings.model_dump(mode="json")
         data["http"]["port"] = self.http_port
-        self.config_path.write_text(yaml.safe_dump(data), encoding="utf-8")
-        self.log_path = workdir / f"{settings.hub_id}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the process."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "cityhub", "hub", "--config", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-
-    @property
-    def alive(self) -> bool:
-        """Whether the process is running."""
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no flush, no goodbye."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        """SIGTERM and wait for a clean exit."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-    def log_tail(self) -> str:
-        """The end of the hub's log, for assertion messages."""
-        return self.log_path.read_text(errors="replace")[-3000:]
+        config_path.write_text(yaml.safe_dump(data), encoding="utf-8")
 
 
 async def wait_for(

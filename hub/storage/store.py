@@ -113,13 +113,15 @@ class InfluxStore:
             return
         if self._available and self.spool.depth.batches == 0 and await self._write_direct(body, count):
             return
-        if self.spool.depth.bytes + len(body) > self._spool_max_bytes:
-            await self._wait_for_room(body, count)
+        if self._spool_full(body) and await self._wait_for_room(body, count):
             return
         await self.spool.append(body, count)
         self._metrics.points_spooled.inc(count)
         self._update_gauges()
         self._spooled.set()
+
+    def _spool_full(self, body: bytes) -> bool:
+        return self.spool.depth.bytes + len(body) > self._spool_max_bytes
 
     def _encode(self, points: Sequence[Point]) -> tuple[bytes, int]:
         try:
@@ -150,24 +152,22 @@ class InfluxStore:
             self._metrics.points_written.inc(count)
         return True
 
-    async def _wait_for_room(self, body: bytes, count: int) -> None:
+    async def _wait_for_room(self, body: bytes, count: int) -> bool:
         """The spool is full: hold this batch (and so the broker's stream) until InfluxDB takes writes.
 
         Nothing is acknowledged meanwhile, so the broker keeps the messages: backpressure, not loss.
+        True when the batch itself got written meanwhile; False when it now fits in the spool.
         """
         log.error(
             "spool full (%d bytes); holding new messages at the broker until InfluxDB answers", self.spool.depth.bytes
         )
         delay = self._retry_initial_s
-        while not (self.spool.depth.bytes + len(body) <= self._spool_max_bytes):
+        while self._spool_full(body):
             if self.spool.depth.batches == 0 and await self._write_direct(body, count):
-                return
+                return True
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._retry_max_s)
-        await self.spool.append(body, count)
-        self._metrics.points_spooled.inc(count)
-        self._update_gauges()
-        self._spooled.set()
+        return False
 
     async def run(self) -> None:
         """Drain the spool oldest first, with capped exponential backoff while InfluxDB is down."""

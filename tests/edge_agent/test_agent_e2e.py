@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from agenttools import (
 )
 from hubtools import hub_settings, running_hub, wait_for
 from services import InfluxDBServer, MosquittoServer, free_port
+from testkit import unique
 
 from drivers.modbus.codec import Value
 from drivers.modbus.profile import PROFILE_DIR, DeviceProfile, load_profile
@@ -92,10 +92,6 @@ BASELINE: dict[str, dict[str, Value]] = {
 
 #: Every shipped profile, on units 1, 2, ... in name order.
 PROFILES = [load_profile(path.stem) for path in sorted(PROFILE_DIR.glob("*.yaml"))]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
 def device_id(profile: DeviceProfile) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from agenttools import (
 )
 from hubtools import hub_settings, metric_value, running_hub, wait_for
 from services import InfluxDBServer, MosquittoServer, free_port
+from testkit import unique
 
 from drivers.modbus.profile import load_profile
 from simulators.modbus import ModbusSimulator
@@ -50,10 +50,6 @@ POLL_S = 0.1  # 50 devices: about 500 telemetry messages per second
 BACKLOG = 10_000  # messages the queue must hold before the broker comes back
 KILL_AT = 4_000  # queued messages at which the first agent is SIGKILLed
 POINTS = ("environment.temperature", "environment.humidity", "device_info.model", "device_info.serial")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
 def temperature(unit: int) -> float:

@@ -10,12 +10,12 @@ import signal
 import sqlite3
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from services import MosquittoServer
+from testkit import unique
 
 from cityhub.mqtt import BrokerAddress, MqttSession, SessionOptions
 from edge_agent.buffer import (
@@ -253,10 +253,6 @@ async def test_wait_for_append_wakes_on_append(tmp_path: Path) -> None:
 
 
 # -- the forwarder on a real broker -----------------------------------------------------------------------
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
 def session(url: str, client_id: str, **options: object) -> MqttSession:

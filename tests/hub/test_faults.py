@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
 import pytest
 from hubtools import HubProcess, hub_settings, influx_count, metric_value, running_hub, wait_for
 from services import InfluxDBServer, MosquittoServer
+from testkit import unique
 
 from cityhub.contract import Reading, Topics
 from simulators.publisher import DeviceIdentity, DevicePublisher, now_ms
@@ -16,10 +16,6 @@ from simulators.publisher import DeviceIdentity, DevicePublisher, now_ms
 pytestmark = pytest.mark.fault
 
 READINGS_PER_MESSAGE = 2
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
 class Stream:

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from pathlib import Path
 
 from hubtools import hub_settings, influx_count, metric_value, running_hub, wait_for
 from services import InfluxDBServer, MosquittoServer
+from testkit import unique
 
 from cityhub.contract import DeviceEvent, MessageKind, MetricSpec, Reading, Topics
 from cityhub.mqtt import BrokerAddress, MqttSession, SessionOptions
 from hub.storage.sqlite_store import SqliteStore
 from hub.storage.store import EmbeddedStore
 from simulators.publisher import DeviceIdentity, DevicePublisher, now_ms
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
 def ups_publisher(url: str, topics: Topics, device: str = "ups-01") -> DevicePublisher:
@@ -70,6 +66,12 @@ async def test_telemetry_events_birth_and_status_land_in_influxdb(
 
         await wait_for(counted, 5, "the hub counting 9 points written")
         assert metric_value(hub, "cityhub_hub_mqtt_connected") == 1
+
+        # The device record is saved right after the batch's points: it may lag the counter a moment.
+        async def recorded() -> bool:
+            return hub.devices.get("cjt-server-room", "ups-01") is not None
+
+        await wait_for(recorded, 5, "the device record")
         known = hub.devices.get("cjt-server-room", "ups-01")
         assert known is not None
         assert known.state == "offline"
