@@ -102,7 +102,7 @@ from typing import Any
 import benchlib
 import httpx
 import paho.mqtt.client as paho
-from benchlib import REPO, mark, median, num, table_row
+from benchlib import REPO, mark, median, num, table_row, thread_cpu_seconds
 from hubtools import hub_settings, running_hub
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -437,22 +437,6 @@ def _counter(hub: Hub) -> float:
 def _histogram_mean(hub: Hub) -> float:
     count = _samples(hub.metrics.batch_points, "_count")
     return _samples(hub.metrics.batch_points, "_sum") / count if count else float("nan")
-
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def thread_cpu_seconds() -> dict[int, float]:
-    """CPU time (user + system) of every thread of this process, by native thread id (Linux /proc)."""
-    out: dict[int, float] = {}
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:
-            continue  # the thread ended meanwhile
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    return out
 
 
 class GcTimer:

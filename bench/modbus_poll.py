@@ -93,7 +93,6 @@ import contextlib
 import cProfile
 import io
 import logging
-import multiprocessing
 import os
 import pstats
 import signal
@@ -111,7 +110,7 @@ from typing import Any
 import benchlib
 import httpx
 import yaml
-from benchlib import REPO, mark, median, num, table_row
+from benchlib import REPO, SimulatorProcess, mark, median, num, process_cpu_seconds, table_row, thread_cpu_seconds
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ModbusPDU
 from services import MosquittoServer, free_port
@@ -130,7 +129,6 @@ PROFILES = ("climate-controller", "energy-meter", "environment-sensor", "gas-sup
 TARGET_RATIO = 0.8
 TARGET_RSS_MB = 60.0
 MEASURES = ("bare", "driver", "agent")
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 #: One line of the simulator: unit id -> shipped profile name.
 LineLayout = dict[int, str]
@@ -176,52 +174,6 @@ def simulator_main(conn: Connection, lines: list[LineLayout]) -> None:
     """Simulator process: serve every line until the parent says stop."""
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(_serve(conn, lines))
-
-
-class SimulatorProcess:
-    """The parent's handle on the simulator process."""
-
-    def __init__(self, lines: list[LineLayout]) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=simulator_main, args=(child, lines), name="bench-sim", daemon=True)
-        self._process.start()
-        child.close()
-        if not self._conn.poll(30):
-            self.close()
-            raise RuntimeError("the simulator process did not report its ports within 30 s")
-        self.ports: list[int] = self._conn.recv()
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the simulator process so far."""
-        return process_cpu_seconds(self._process.pid or 0)
-
-    def close(self) -> None:
-        """Stop the simulators and the process."""
-        with contextlib.suppress(OSError):
-            self._conn.send(None)
-        self._process.join(10)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(5)
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-
-
-def thread_cpu_seconds() -> dict[int, float]:
-    """CPU time (user + system) of every thread of this process, by native thread id (Linux /proc)."""
-    out: dict[int, float] = {}
-    for task in Path("/proc/self/task").iterdir():
-        with contextlib.suppress(OSError):  # the thread may end meanwhile
-            stat = (task / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    return out
 
 
 def thread_kind(native_id: int, names: dict[int, str]) -> str:
@@ -470,7 +422,7 @@ async def measure_agent(bench: Bench, round_name: str, profiler: cProfile.Profil
     agent = EdgeAgent(config, profiles)
     for device in agent.devices:  # below the inventory's 0.1 s minimum, on purpose: see the module docstring
         device.interval_s = bench.args.agent_interval
-    per_poll = {d.id: sum(r.count for r in plan_reads(d.profile)) for d in agent.devices}
+    per_poll = {d.id: sum(r.count for r in plan_reads(profiles[d.id])) for d in agent.devices}
     broker_pid = bench.mosquitto.pid if bench.mosquitto is not None else None
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop, drain_s=2.0), name="bench-agent")
@@ -478,7 +430,9 @@ async def measure_agent(bench: Bench, round_name: str, profiler: cProfile.Profil
         await asyncio.wait_for(agent.ready.wait(), 20)
         await agent.session.wait_connected(10)
         await _wait_until(lambda: min(_polls(agent, "ok").values()) >= 2, 10, "not every device polled twice")
-        line = agent.lines["bench"]
+        poller = agent.devices[0].poller  # every device is on the one bench line, which the agent opened
+        assert isinstance(poller, ModbusDevice)
+        line = poller.line
         m = Measurement("agent", 0, 0, 0.0)
         before_ok, before_failed = _polls(agent, "ok"), _polls(agent, "failed")
         requests, forwarded = line.requests, agent.forwarder.stats.forwarded
@@ -1004,7 +958,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     try:
         if mosquitto is not None:
             mosquitto.start()
-        sim = SimulatorProcess(lines)
+        sim = SimulatorProcess(simulator_main, lines)
         bench = Bench(args, workdir, sim, mosquitto, profiles)
 
         async def throughput() -> None:

@@ -1,4 +1,4 @@
-"""The ``cityhub`` command: ``hub``, ``agent``, ``demo`` and ``sim`` (``rules`` and ``report`` come later)."""
+"""The ``cityhub`` command: ``hub``, ``agent`` (and ``agent discover``), ``demo`` and ``sim``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ log = logging.getLogger("cityhub")
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+    # httpx logs every request at INFO: a camera's snapshot every poll would drown what matters.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]], duration_s: float | None = None) -> None:
@@ -59,6 +61,9 @@ def _cmd_hub(args: argparse.Namespace) -> int:
     except MqttError as exc:
         print(f"cityhub hub: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:  # e.g. default or weak secrets in production, found when the hub starts
+        print(f"cityhub hub: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -89,6 +94,9 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     from edge_agent.buffer import QueueError
     from edge_agent.config import ConfigError, load_agent_config
 
+    if args.config is None:
+        print("cityhub agent: --config is required (or: cityhub agent discover)", file=sys.stderr)
+        return 2
     try:
         config, profiles = load_agent_config(args.config)
     except ConfigError as exc:
@@ -103,17 +111,57 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_registrations(args: argparse.Namespace) -> int:
+    from cityhub.registrations_cli import run
+
+    return run(args)
+
+
+def _cmd_agent_discover(args: argparse.Namespace) -> int:
+    from drivers.onvif.discovery import run_discover
+
+    _setup_logging("WARNING")
+    return asyncio.run(run_discover(args))
+
+
+def _run_simulator(
+    kind: str,
+    main: Callable[[asyncio.Event], Awaitable[None]],
+    args: argparse.Namespace,
+    errors: tuple[type[Exception], ...],
+) -> int:
+    """Run a ``cityhub sim`` kind until a signal or ``--duration``; its input ``errors`` exit 2, in one line."""
+    _setup_logging(args.log_level)
+    try:
+        _run_until_signal(main, args.duration)
+    except errors as exc:
+        print(f"cityhub sim {kind}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_sim_onvif(args: argparse.Namespace) -> int:
+    from simulators.errors import SimulatorError
+    from simulators.onvif import run_from_args
+
+    return _run_simulator("onvif", lambda stop: run_from_args(args, stop), args, (SimulatorError,))
+
+
+def _cmd_sim_snmp_ups(args: argparse.Namespace) -> int:
+    from simulators.errors import SimulatorError
+    from simulators.snmp_ups.simulation import run_from_args
+
+    # ValueError: a bad --user, --trap-target or profile
+    return _run_simulator("snmp-ups", lambda stop: run_from_args(args, stop), args, (SimulatorError, ValueError))
+
+
 def _cmd_sim_modbus(args: argparse.Namespace) -> int:
     from simulators.modbus import SimulatorError, run_simulation, spec_from_namespace
 
-    _setup_logging(args.log_level)
-    try:
-        spec = spec_from_namespace(args)
-        _run_until_signal(lambda stop: run_simulation(spec, stop), args.duration)
-    except SimulatorError as exc:
-        print(f"cityhub sim modbus: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    async def main(stop: asyncio.Event) -> None:
+        await run_simulation(spec_from_namespace(args), stop)
+
+    return _run_simulator("modbus", main, args, (SimulatorError,))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -121,7 +169,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     _setup_logging(args.log_level)
     options = DemoOptions(
-        mqtt_port=args.mqtt_port, http_port=args.http_port, modbus_port=args.modbus_port, data_dir=args.data_dir
+        mqtt_port=args.mqtt_port,
+        http_port=args.http_port,
+        modbus_port=args.modbus_port,
+        snmp_port=args.snmp_port,
+        trap_port=args.trap_port,
+        data_dir=args.data_dir,
     )
     _run_until_signal(lambda stop: run_demo(options, stop), args.duration)
     return 0
@@ -138,15 +191,31 @@ def build_parser() -> argparse.ArgumentParser:
     hub.set_defaults(func=_cmd_hub)
 
     agent = sub.add_parser("agent", help="run an edge agent: poll devices, publish through the contract")
-    agent.add_argument("--config", type=Path, required=True, help="the agent's YAML file (inventory, broker, buffer)")
+    agent.add_argument("--config", type=Path, help="the agent's YAML file (inventory, broker, buffer)")
     agent.add_argument("--duration", type=float, help="stop after this many seconds")
     agent.set_defaults(func=_cmd_agent)
+    agent_commands = agent.add_subparsers(dest="agent_command")
+    discover = agent_commands.add_parser("discover", help="list the ONVIF cameras that answer a WS-Discovery probe")
+    from drivers.onvif.discovery import add_discover_arguments
+
+    add_discover_arguments(discover)
+    discover.set_defaults(func=_cmd_agent_discover)
+
+    registrations = sub.add_parser(
+        "registrations", help="list, approve, reject or revoke device registrations (through the hub's API)"
+    )
+    from cityhub.registrations_cli import add_arguments as add_registration_arguments
+
+    add_registration_arguments(registrations)
+    registrations.set_defaults(func=_cmd_registrations)
 
     demo = sub.add_parser("demo", help="run broker, hub and simulated devices in one process, nothing to install")
     demo.add_argument("--mqtt-port", type=int, default=1884)
     demo.add_argument("--http-port", type=int, default=8080)
     demo.add_argument("--data-dir", type=Path, default=Path("var/demo"))
     demo.add_argument("--modbus-port", type=int, default=15020)
+    demo.add_argument("--snmp-port", type=int, default=16100, help="the simulated UPS's SNMP port (UDP)")
+    demo.add_argument("--trap-port", type=int, default=16162, help="the agent's SNMP trap listener (UDP)")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--log-level", default="INFO")
     demo.set_defaults(func=_cmd_demo)
@@ -161,6 +230,22 @@ def build_parser() -> argparse.ArgumentParser:
     modbus.add_argument("--duration", type=float, help="stop after this many seconds")
     modbus.add_argument("--log-level", default="INFO")
     modbus.set_defaults(func=_cmd_sim_modbus)
+
+    ups = sim_kinds.add_parser("snmp-ups", help="a UPS network card over SNMP (v1/v2c/v3), with traps and scenarios")
+    from simulators.snmp_ups.simulation import add_sim_arguments as add_ups_arguments
+
+    add_ups_arguments(ups)
+    ups.add_argument("--duration", type=float, help="stop after this many seconds")
+    ups.add_argument("--log-level", default="INFO")
+    ups.set_defaults(func=_cmd_sim_snmp_ups)
+
+    onvif = sim_kinds.add_parser("onvif", help="ONVIF cameras over SOAP/HTTP, with WS-Discovery and scenarios")
+    from simulators.onvif import add_sim_arguments as add_onvif_arguments
+
+    add_onvif_arguments(onvif)
+    onvif.add_argument("--duration", type=float, help="stop after this many seconds")
+    onvif.add_argument("--log-level", default="INFO")
+    onvif.set_defaults(func=_cmd_sim_onvif)
 
     sim = sim_kinds.add_parser("mqtt", help="publish synthetic telemetry through the contract")
     sim.add_argument("--mqtt-url", default="mqtt://127.0.0.1:1883")

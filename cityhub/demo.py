@@ -1,8 +1,12 @@
 """``cityhub demo``: the whole platform in one process, on embedded defaults, nothing to install.
 
-Simulated Modbus devices (a server room's climate unit, an environment sensor, an energy meter and a
-gas-suppression panel, following the normal-day scenario) → an edge agent polling them → an embedded
-MQTT broker (amqtt, MQTT 3.1.1) → the hub storing into SQLite.
+Simulated devices → an edge agent polling and watching them → an embedded MQTT broker (amqtt, MQTT
+3.1.1) → the hub storing into SQLite. The devices, each following a shipped scenario over and over:
+
+* Modbus (normal-day): a server room's climate unit, an environment sensor, an energy meter and a
+  gas-suppression panel;
+* SNMP (ups-mains-failure): the server room's UPS, whose traps reach the agent's trap listener;
+* ONVIF (camera-offline): two cameras, at the Bastion and at the Palace.
 """
 
 from __future__ import annotations
@@ -11,17 +15,32 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from drivers.modbus.profile import load_profile
 from edge_agent.agent import EdgeAgent
-from edge_agent.config import AgentConfig
+from edge_agent.config import AgentConfig, ModbusDeviceConfig
 from hub.broker import start_embedded_broker
 from hub.config import load_hub_settings
 from hub.service import Hub
-from simulators.modbus import build_spec_from_args, load_scenario, run_simulation
+from simulators.modbus import build_spec_from_args, run_simulation
+from simulators.onvif import CameraFleet, CameraSpec
+from simulators.runner import ScenarioRunner
+from simulators.scenario import load_scenario
+from simulators.snmp_ups.points import SnmpUpsTarget
+from simulators.snmp_ups.simulation import simulated_ups
 
 SCENARIO = "normal-day"
+UPS_SCENARIO = "ups-mains-failure"
+CAMERA_SCENARIO = "camera-offline"
 SITE = "demo-server-room"
+#: Where the demo's cameras are: the scenario's device id → site.
+CAMERA_SITES = {"bastion-gate": "demo-bastion", "palace-court": "demo-palace"}
+#: The simulated UPS's community: a simulator's, never a default of the driver (which has none).
+UPS_COMMUNITY = "demo-community"
+#: The demo's API login. The demo runs the API in development mode, the only mode that accepts a secret
+#: written in the code; a production hub refuses to start with it (docs/api-security.md).
+DEMO_ADMIN, DEMO_PASSWORD = "admin", "Demo-Timisoara-2026"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,12 +50,39 @@ class DemoOptions:
     mqtt_port: int = 1884
     http_port: int = 8080
     modbus_port: int = 15020
+    snmp_port: int = 16100
+    trap_port: int = 16162
     data_dir: Path = Path("var/demo")
     poll_interval_s: float = 2.0
 
 
-def _agent_config(options: DemoOptions) -> AgentConfig:
+def _modbus_devices(options: DemoOptions) -> list[dict[str, Any]]:
+    # The simulator serves the scenario's devices as units 1, 2, ... in the file's order.
     scenario = load_scenario(SCENARIO)
+    return [
+        {
+            "id": device_id,
+            "line": "sim",
+            "unit": unit,
+            "profile": device.profile.name,
+            "poll_interval_s": options.poll_interval_s,
+        }
+        for unit, (device_id, device) in enumerate(scenario.devices.items(), start=1)
+    ]
+
+
+def _ups_device(options: DemoOptions, device_id: str) -> dict[str, Any]:
+    return {
+        "driver": "snmp",
+        "id": device_id,
+        "host": "127.0.0.1",
+        "port": options.snmp_port,
+        "community": UPS_COMMUNITY,
+        "poll_interval_s": options.poll_interval_s,
+    }
+
+
+def _agent_config(options: DemoOptions, ups_id: str, cameras: list[dict[str, Any]]) -> AgentConfig:
     return AgentConfig.model_validate(
         {
             "agent": {"id": "demo-agent", "site": SITE},
@@ -44,17 +90,12 @@ def _agent_config(options: DemoOptions) -> AgentConfig:
             "mqtt": {"url": f"mqtt://127.0.0.1:{options.mqtt_port}", "protocol": 4},
             "http": {"port": None},
             "lines": [{"name": "sim", "transport": "tcp", "host": "127.0.0.1", "port": options.modbus_port}],
-            # The simulator serves the scenario's devices as units 1, 2, ... in the file's order.
             "devices": [
-                {
-                    "id": device_id,
-                    "line": "sim",
-                    "unit": unit,
-                    "profile": device.profile.name,
-                    "poll_interval_s": options.poll_interval_s,
-                }
-                for unit, (device_id, device) in enumerate(scenario.devices.items(), start=1)
+                *_modbus_devices(options),
+                _ups_device(options, ups_id),
+                *({**camera, "site": CAMERA_SITES[camera["id"]], "poll_interval_s": 10.0} for camera in cameras),
             ],
+            "snmp_traps": {"host": "127.0.0.1", "port": options.trap_port, "communities": [UPS_COMMUNITY]},
         }
     )
 
@@ -84,26 +125,56 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event) -> None:
         mqtt={"url": url, "protocol": 4, "client_id": "cityhub-demo-hub"},
         http={"port": options.http_port},
         ingest={"flush_interval_s": 0.5},
+        api={
+            "environment": "development",
+            "bootstrap_admin_username": DEMO_ADMIN,
+            "bootstrap_admin_password": DEMO_PASSWORD,
+        },
     )
-    agent_config = _agent_config(options)
-    profiles = {device.id: load_profile(device.profile) for device in agent_config.devices}
-    simulation = build_spec_from_args(scenario=SCENARIO, port=options.modbus_port)
+    camera_scenario, ups_scenario = load_scenario(CAMERA_SCENARIO), load_scenario(UPS_SCENARIO)
+    ups_id, ups = next(iter(ups_scenario.devices.items()))
     broker = await start_embedded_broker(port=options.mqtt_port)
     hub = Hub(settings)
-    agent = EdgeAgent(agent_config, profiles)
+    cameras = [CameraSpec(name=name, profile=device.profile.name) for name, device in camera_scenario.devices.items()]
     try:
-        async with asyncio.TaskGroup() as tasks:
+        async with (
+            CameraFleet(cameras, discovery_port=None) as fleet,
+            simulated_ups(
+                ups.profile.name,
+                port=options.snmp_port,
+                community=UPS_COMMUNITY,
+                trap_target=("127.0.0.1", options.trap_port),
+            ) as ups_card,
+            asyncio.TaskGroup() as tasks,
+        ):
+            config = _agent_config(options, ups_id, fleet.inventory())
+            modbus = [device for device in config.devices if isinstance(device, ModbusDeviceConfig)]
+            agent = EdgeAgent(config, {device.id: load_profile(device.profile) for device in modbus})
             tasks.create_task(hub.run(stop), name="hub")
             await asyncio.wait_for(hub.ready.wait(), 30)
+            simulation = build_spec_from_args(scenario=SCENARIO, port=options.modbus_port)
             tasks.create_task(run_simulation(simulation, stop), name="modbus-simulators")
+            for scenario, targets in (
+                (camera_scenario, fleet.targets()),
+                (ups_scenario, {ups_id: SnmpUpsTarget(ups_card)}),
+            ):
+                runner = ScenarioRunner(scenario, targets, repeat=True)
+                runner.apply(0.0)  # the devices answer with the scenario's start from the first request
+                tasks.create_task(runner.run(stop), name=f"scenario-{scenario.name}")
             tasks.create_task(agent.run(stop), name="agent")
             print(
                 f"\ncityhub demo is running (Ctrl-C to stop)\n"
                 f"  simulated Modbus devices ({SCENARIO} scenario): tcp://127.0.0.1:{options.modbus_port}, "
-                f"units 1-{len(profiles)}\n"
-                f"  edge agent: polls them every {options.poll_interval_s:g} s, queue in {agent_config.data_dir}\n"
+                f"units 1-{len(modbus)}\n"
+                f"  simulated UPS ({UPS_SCENARIO} scenario, repeating): udp://127.0.0.1:{options.snmp_port} "
+                f"(SNMP v2c, community {UPS_COMMUNITY}), traps to udp://127.0.0.1:{options.trap_port}\n"
+                f"  simulated ONVIF cameras ({CAMERA_SCENARIO} scenario, repeating): "
+                + ", ".join(f"{c.spec.name} {c.device_url}" for c in fleet.cameras)
+                + "\n"
+                f"  edge agent: polls them every {options.poll_interval_s:g} s, queue in {config.data_dir}\n"
                 f"  MQTT broker (embedded, MQTT 3.1.1): {url}\n"
                 f"  hub health:  http://127.0.0.1:{options.http_port}/health\n"
+                f"  API:         http://127.0.0.1:{options.http_port}/api/docs (login {DEMO_ADMIN} / {DEMO_PASSWORD})\n"
                 f"  metrics:     http://127.0.0.1:{options.http_port}/metrics\n"
                 f"  time series: {settings.data_dir / 'timeseries.sqlite'} (embedded SQLite)\n",
                 flush=True,

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -45,10 +45,12 @@ class BrokerAddress:
     tls: bool = False
     username: str | None = None
     password: str | None = None
+    #: The CA that signed the broker's certificate (a private deployment's, docs/broker.md); None: the system's.
+    ca_file: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> BrokerAddress:
-        """Parse ``mqtt[s]://[user[:password]@]host[:port]``."""
+        """Parse ``mqtt[s]://[user[:password]@]host[:port][?cafile=/path/ca.crt]``."""
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
             raise ValueError(f"MQTT URL {url!r}: scheme must be mqtt:// or mqtts://")
@@ -59,12 +61,20 @@ class BrokerAddress:
             port = parts.port or (8883 if tls else 1883)
         except ValueError as exc:
             raise ValueError(f"MQTT URL {url!r}: {exc}") from None
+        query = parse_qs(parts.query)
+        unknown = sorted(set(query) - {"cafile"})
+        if unknown:
+            raise ValueError(f"MQTT URL {url!r}: unknown option {', '.join(unknown)} (known: cafile)")
+        ca_file = query.get("cafile", [None])[-1]
+        if ca_file is not None and not tls:
+            raise ValueError(f"MQTT URL {url!r}: cafile needs mqtts://")
         return cls(
             host=parts.hostname,
             port=port,
             tls=tls,
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
+            ca_file=ca_file,
         )
 
 
@@ -124,6 +134,9 @@ class MqttSession:
         self._subscribed = asyncio.Event()
         self._pending_subacks: set[int] = set()  # touched by paho's thread only
         self._connection = 0  # increases at every CONNACK; written by paho's thread only
+        # QoS 1 messages received on this connection and not yet acknowledged: the broker sends no more
+        # than the receive maximum of them, so a value stuck there means the consumer is the bottleneck.
+        self._unacked = 0
         self._first_connack: asyncio.Future[ReasonCode] | None = None
         self._publishes: dict[int, asyncio.Future[None]] = {}
         self.session_present = False
@@ -143,7 +156,7 @@ class MqttSession:
         if self.address.username:
             client.username_pw_set(self.address.username, self.address.password)
         if self.address.tls:
-            client.tls_set()
+            client.tls_set(ca_certs=self.address.ca_file)
         if o.will:
             client.will_set(o.will.topic, o.will.payload, qos=o.will.qos, retain=o.will.retain)
         client.reconnect_delay_set(min_delay=o.reconnect_min_s, max_delay=o.reconnect_max_s)
@@ -243,6 +256,8 @@ class MqttSession:
     def _on_connect(self, client: paho.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any) -> None:
         if not reason.is_failure:
             self._connection += 1
+            with self._inbox_lock:
+                self._unacked = 0  # the broker redelivers the old connection's unacknowledged messages
             self.session_present = bool(flags.session_present)
             for topic_filter, qos in self.options.subscriptions:
                 if self.options.protocol == 5:
@@ -303,6 +318,8 @@ class MqttSession:
         )
         with self._inbox_lock:
             self._inbox.append(inbound)
+            if message.qos > 0:
+                self._unacked += 1
             wake = not self._signalled
             self._signalled = True
         if wake:
@@ -344,7 +361,16 @@ class MqttSession:
             return True
         if message.connection != self._connection or not self._connected.is_set():
             return False  # the broker redelivers it on the new connection
-        return self._client.ack(message.mid, message.qos) == MQTTErrorCode.MQTT_ERR_SUCCESS
+        if self._client.ack(message.mid, message.qos) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        with self._inbox_lock:
+            self._unacked = max(0, self._unacked - 1)
+        return True
+
+    @property
+    def unacked(self) -> int:
+        """QoS 1 messages received on the current connection and not yet acknowledged."""
+        return self._unacked
 
     # -- publishing -------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The edge agent: polls its devices and publishes through the contract, never losing a reading.
 
-Data flow: ModbusDevice.poll (per device, on its interval) → contract messages (telemetry per poll,
-events on state change) → OutboundQueue (on disk) → Forwarder → broker. Data goes through the queue,
+Data flow: PolledDevice.poll (per device, on its interval; ``drivers/base.py``) and, for devices that
+push (SNMP traps, camera events), PolledDevice.watch → contract messages (telemetry per poll, events on
+state change) → OutboundQueue (on disk) → Forwarder → broker. Data goes through the queue,
 so a broker or network outage only makes the queue longer (edge_agent/forwarder.py says why there is no
 direct path for it).
 
@@ -21,8 +22,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from cityhub.contract import (
     QOS,
@@ -31,20 +34,22 @@ from cityhub.contract import (
     DeviceEvent,
     EventMessage,
     MessageKind,
-    MetricSpec,
     Reading,
     StatusMessage,
     TelemetryMessage,
     Topics,
+    short_text,
 )
+from cityhub.contract.registration import RegistrationTopics
 from cityhub.mqtt import BrokerAddress, MqttError, MqttSession, SessionOptions, Will
-from drivers.modbus.device import ModbusDevice
-from drivers.modbus.line import ModbusLine
-from drivers.modbus.profile import DataType, DeviceProfile
+from drivers.base import DeviceDescription, PolledDevice, PollResult, WatchedDevice
+from drivers.modbus.profile import DeviceProfile
 from edge_agent.buffer import OutboundMessage, OutboundQueue
 from edge_agent.config import AgentConfig
+from edge_agent.devices import open_devices
 from edge_agent.forwarder import Forwarder
 from edge_agent.metrics import AgentMetrics
+from edge_agent.registration import Identity, Registration
 
 if TYPE_CHECKING:
     from cityhub.http import EmbeddedServer
@@ -56,25 +61,18 @@ AGENT_KIND = "edge_agent"
 HISTORICAL_AFTER_S = 10.0
 
 
-def _metric_type(data_type: DataType, scaled: bool) -> str:
-    if data_type in (DataType.BOOL, DataType.BIT):
-        return "bool"
-    if data_type is DataType.STRING:
-        return "string"
-    return "float" if scaled or data_type in (DataType.FLOAT32, DataType.FLOAT64) else "int"
-
-
 @dataclass(slots=True)
 class _Device:
     """A polled device and what the agent publishes about it."""
 
     site: str
     device_id: str
-    profile: DeviceProfile
     interval_s: float
-    poller: ModbusDevice = field(init=False)
+    poller: PolledDevice = field(init=False)
+    described: DeviceDescription | None = None  # what its last published birth said
     seq: int = 0
     online: bool | None = None  # unknown until the first poll
+    invalid_logged: str | None = None  # the last contract refusal logged, so each is logged once
 
     @property
     def id(self) -> str:
@@ -94,7 +92,6 @@ class EdgeAgent:
     queue: OutboundQueue = field(init=False)
     session: MqttSession = field(init=False)
     forwarder: Forwarder = field(init=False)
-    lines: dict[str, ModbusLine] = field(init=False)
     devices: list[_Device] = field(init=False)
     http: EmbeddedServer | None = field(init=False, default=None)
     _outbox: list[OutboundMessage] = field(init=False, default_factory=list)
@@ -112,8 +109,19 @@ class EdgeAgent:
             max_age_s=c.buffer.max_age_h * 3600,
             on_drop=lambda reason, count: self.metrics.dropped.labels(reason=reason.value).inc(count),
         )
+        self._connect_through(BrokerAddress.from_url(c.mqtt.url))
+        # Drivers' clients need a running event loop: the pollers are built in run().
+        self.devices = [
+            _Device(site=d.site or c.agent.site, device_id=d.id, interval_s=d.poll_interval_s) for d in c.devices
+        ]
+
+    # -- messages ---------------------------------------------------------------------------------------
+
+    def _connect_through(self, address: BrokerAddress) -> None:
+        """The broker session (with the agent's last will) and the forwarder that uses it."""
+        c = self.config
         self.session = MqttSession(
-            BrokerAddress.from_url(c.mqtt.url),
+            address,
             SessionOptions(
                 client_id=c.mqtt.client_id or f"cityhub-agent-{c.agent.site}-{c.agent.id}",
                 protocol=c.mqtt.protocol,
@@ -128,26 +136,29 @@ class EdgeAgent:
         )
         self.session.on_connected = self._announce_soon
         self.forwarder = Forwarder(self.queue, self.session, rate=c.buffer.drain_rate)
-        # pymodbus clients need a running event loop: lines and pollers are built in run().
-        self.lines = {}
-        self.devices = [
-            _Device(
-                site=d.site or c.agent.site, device_id=d.id, profile=self.profiles[d.id], interval_s=d.poll_interval_s
-            )
-            for d in c.devices
-        ]
 
-    def _connect_devices(self) -> None:
+    async def _register(self) -> None:
+        """On a broker that requires registration: the saved login, or a new one once approved."""
         c = self.config
-        self.lines = {line.name: ModbusLine(line.settings()) for line in c.lines}
-        by_id = {d.id: d for d in c.devices}
-        for device in self.devices:
-            entry = by_id[device.device_id]
-            device.poller = ModbusDevice(
-                device_id=entry.id, unit=entry.unit, profile=device.profile, line=self.lines[entry.line]
-            )
-
-    # -- messages ---------------------------------------------------------------------------------------
+        if c.registration is None:
+            return
+        registration = Registration(
+            address=BrokerAddress.from_url(c.mqtt.url),
+            topics=RegistrationTopics(c.mqtt.topic_root),
+            identity=Identity(
+                site=c.agent.site,
+                device=c.agent.id,
+                key=c.registration.provisioning_key,
+                secret=c.registration.provisioning_secret.get_secret_value(),
+                gateway_for=tuple((d.site, d.id) for d in self.devices),
+            ),
+            credentials_file=c.registration.credentials_file or c.data_dir / "credentials.json",
+            protocol=c.mqtt.protocol,
+        )
+        login = await registration.credentials()
+        self._connect_through(
+            replace(BrokerAddress.from_url(c.mqtt.url), username=login.username, password=login.password)
+        )
 
     def _topic(self, site: str, device: str, kind: MessageKind) -> str:
         return self.topics.device(site, device, kind)
@@ -157,7 +168,14 @@ class EdgeAgent:
     ) -> bytes:
         ts = self.boot if will else int(self.clock() * 1000)
         message = StatusMessage(
-            device=device, site=site, kind=kind, state=state, boot=self.boot, ts=ts, will=will, reason=reason
+            device=device,
+            site=site,
+            kind=kind,
+            state=state,
+            boot=self.boot,
+            ts=ts,
+            will=will,
+            reason=short_text(reason),  # a driver's error text, e.g. a camera's connection error
         )
         return message.model_dump_json(exclude_defaults=True).encode()
 
@@ -190,45 +208,42 @@ class EdgeAgent:
             ),
         ]
         for device in self.devices:
-            profile = device.profile
-            birth = BirthMessage(
-                device=device.id,
-                site=device.site,
-                kind=profile.kind,
-                boot=self.boot,
-                ts=now,
-                profile=profile.name,
-                maker=profile.maker,
-                model=profile.model,
-                software="cityhub-agent",
-                heartbeat_s=max(1, round(device.interval_s)),
-                gateway=f"{agent.site}/{agent.id}",
-                metrics=[
-                    MetricSpec(
-                        metric=p.metric,
-                        type=_metric_type(p.type, (p.scale, p.offset) != (1.0, 0.0)),
-                        unit=p.unit,
-                    )
-                    for p in profile.points
-                ],
-                events=sorted({p.event for p in profile.points if p.event}),
-            )
-            messages.append(
-                self._out(
-                    device.site, device.id, MessageKind.BIRTH, birth.model_dump_json(exclude_defaults=True).encode()
-                )
-            )
+            messages.append(self._birth(device, now))
             if device.online is not None:
                 state = "online" if device.online else "offline"
-                messages.append(
-                    self._out(
-                        device.site,
-                        device.id,
-                        MessageKind.STATUS,
-                        self._status(device.site, device.id, profile.kind, state),
-                    )
-                )
+                messages.append(self._status_message(device, state))
         return messages
+
+    def _birth(self, device: _Device, now: int) -> OutboundMessage:
+        """The device's birth from what its driver says of it now; remembered, to republish on change."""
+        description = device.described = device.poller.describe()
+        birth = BirthMessage(
+            device=device.id,
+            site=device.site,
+            kind=description.kind,
+            boot=self.boot,
+            ts=now,
+            # What a device says of itself (a camera's model, firmware) is the device's text: made to fit.
+            profile=short_text(description.profile),
+            maker=short_text(description.maker),
+            model=short_text(description.model),
+            firmware=short_text(description.firmware),
+            serial=short_text(description.serial),
+            software="cityhub-agent",
+            heartbeat_s=max(1, round(device.interval_s)),
+            gateway=f"{self.config.agent.site}/{self.config.agent.id}",
+            metrics=list(description.metrics),
+            events=list(description.events),
+        )
+        return self._out(
+            device.site, device.id, MessageKind.BIRTH, birth.model_dump_json(exclude_defaults=True).encode()
+        )
+
+    def _status_message(self, device: _Device, state: str) -> OutboundMessage:
+        reason = device.poller.down_reason if state == "offline" else None
+        kind = device.poller.describe().kind
+        status = self._status(device.site, device.id, kind, state, reason=reason)
+        return self._out(device.site, device.id, MessageKind.STATUS, status)
 
     def _announce_soon(self) -> None:
         """After every (re)connection: the will may have marked the agent offline meanwhile."""
@@ -253,8 +268,7 @@ class EdgeAgent:
             result = await device.poller.poll()
             self.metrics.poll_seconds.observe(time.monotonic() - started)
             polled[result.ok].inc()
-            self._publish_state(self._status_change(device))
-            self._to_queue(self._poll_messages(device, result.readings, result.events))
+            self._take(device, result)
             next_at += device.interval_s
             delay = next_at - time.monotonic()
             if delay < 0:  # overran (slow line): skip the missed ticks rather than bunching polls
@@ -263,6 +277,32 @@ class EdgeAgent:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await stop.wait()
+
+    def _take(self, device: _Device, result: PollResult) -> None:
+        """What a poll or a pushed notification produced: state changes published, data queued.
+
+        A driver's output the contract refuses (a value too long, a name it does not allow) is dropped,
+        counted and logged once per device; the agent and the device's other messages carry on.
+        """
+        try:
+            self._publish_state(self._status_change(device) + self._description_change(device))
+            self._to_queue(self._poll_messages(device, result.readings, result.events))
+        except ValidationError as exc:
+            self.metrics.invalid.labels(device=device.id).inc()
+            if device.invalid_logged != str(exc):
+                device.invalid_logged = str(exc)
+                log.error("device %s: its driver produced what the contract refuses, dropped: %s", device.id, exc)
+
+    async def _watch(self, device: _Device, stop: asyncio.Event) -> None:
+        """Run a pushing device's watch until ``stop``: traps and camera events go out between polls."""
+        assert isinstance(device.poller, WatchedDevice)
+        await device.poller.watch(lambda result: self._take(device, result), stop)
+
+    def _description_change(self, device: _Device) -> list[OutboundMessage]:
+        """A new birth when the driver learnt more about the device (a camera's firmware, a UPS's MIB)."""
+        if device.described is None or device.poller.describe() == device.described:
+            return []
+        return [self._birth(device, int(self.clock() * 1000))]
 
     def _to_queue(self, messages: list[OutboundMessage]) -> None:
         """Hand messages to the queue writer; in production order, which it keeps."""
@@ -292,10 +332,7 @@ class EdgeAgent:
             return []
         device.online = online
         self.metrics.devices_down.set(sum(1 for d in self.devices if d.online is False))
-        reason = None if online else "no answer from the device"
-        kind = device.profile.kind
-        status = self._status(device.site, device.id, kind, "online" if online else "offline", reason=reason)
-        return [self._out(device.site, device.id, MessageKind.STATUS, status)]
+        return [self._status_message(device, "online" if online else "offline")]
 
     def _is_historical(self) -> bool:
         """Whether a message produced now will be late: the broker is away, or a backlog waits before it."""
@@ -305,7 +342,7 @@ class EdgeAgent:
         self, device: _Device, readings: list[Reading], events: list[DeviceEvent]
     ) -> list[OutboundMessage]:
         """Telemetry for the poll's readings and an event message for its state changes, each with its seq."""
-        kind = device.profile.kind
+        kind = (device.described or device.poller.describe()).kind
         historical = self._is_historical()
         messages = []
         batches: tuple[tuple[MessageKind, list[Reading] | list[DeviceEvent]], ...] = (
@@ -344,7 +381,14 @@ class EdgeAgent:
     async def run(self, stop: asyncio.Event, drain_s: float = 5.0) -> None:
         """Run until ``stop``; then say goodbye through the queue and give the forwarder ``drain_s`` to send it."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
-        self._connect_devices()
+        await self._register()
+        async with contextlib.AsyncExitStack() as stack:
+            pollers = await open_devices(self.config, self.profiles, stack)
+            for device in self.devices:
+                device.poller = pollers[device.id]
+            await self._run(stop, drain_s)
+
+    async def _run(self, stop: asyncio.Event, drain_s: float) -> None:
         await self.queue.open()
         # Read at scrape time, so /metrics is current without anyone calling /health.
         m = self.metrics
@@ -360,6 +404,11 @@ class EdgeAgent:
                 forwarding = tasks.create_task(self.forwarder.run(), name="forwarder")
                 writing = tasks.create_task(self._write_outbox(), name="queue-writer")
                 polls = [tasks.create_task(self._poll_forever(d, stop), name=f"poll-{d.id}") for d in self.devices]
+                polls += [
+                    tasks.create_task(self._watch(d, stop), name=f"watch-{d.id}")
+                    for d in self.devices
+                    if isinstance(d.poller, WatchedDevice)
+                ]
                 if self.config.http.port is not None:
                     # Imported only when served: FastAPI and uvicorn are ~9 MB of a small box's memory.
                     from cityhub.http import EmbeddedServer, create_app
@@ -379,8 +428,6 @@ class EdgeAgent:
                     await serving
         finally:
             await self.session.disconnect()
-            for line in self.lines.values():
-                await line.aclose()
             await self.queue.aclose()
 
     async def _goodbye(self, drain_s: float) -> None:

@@ -1,8 +1,10 @@
 """The edge agent's configuration: the broker, the store-and-forward queue, and the device inventory.
 
-The inventory says which device is where (line, unit id), which profile describes it and how often it
-is polled; the profile (drivers/modbus/profiles) says what the device exposes. Errors name the file,
-the device or line, and the field.
+The inventory says which device is where (a Modbus line and unit id, a UPS's or camera's address and
+credentials), which driver reads it, which profile describes it and how often it is polled; the
+profile (next to its driver) says what the device exposes. Each driver owns its inventory entry's
+model (``driver:`` picks it, ``modbus`` when absent). Errors name the file, the device or line, and
+the field.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, ValidationError, model_validator
 
+from cityhub.contract.registration import KEY_PATTERN
 from cityhub.contract.topics import ID_PATTERN
 from cityhub.settings import MqttUrl, TopicRoot
 from cityhub.yamlfile import load_yaml
 from drivers.modbus.line import LineSettings
 from drivers.modbus.profile import DeviceProfile, ProfileError, load_profile
+from drivers.onvif import OnvifDeviceConfig
+from drivers.snmp_ups import MibProfileError, SnmpDeviceConfig, TrapListenerConfig, load_mib_profile
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
@@ -46,6 +51,16 @@ class AgentMqtt(_Section):
     client_id: str | None = None
     protocol: Literal[5, 4] = 5
     keepalive_s: int = Field(default=30, ge=5, le=3_600)
+
+
+class AgentRegistration(_Section):
+    """Self-registration on a broker that requires it (docs/mqtt-contract.md#registration)."""
+
+    provisioning_key: Annotated[str, Field(pattern=KEY_PATTERN)]
+    provisioning_secret: SecretStr
+    credentials_file: Path | None = Field(
+        default=None, description="where the approved login is kept (mode 0600); data_dir/credentials.json if unset"
+    )
 
 
 class BufferSettings(_Section):
@@ -90,9 +105,10 @@ class LineConfig(_Section):
         return LineSettings(**self.model_dump())
 
 
-class DeviceConfig(_Section):
-    """One device of the inventory."""
+class ModbusDeviceConfig(_Section):
+    """A Modbus device of the inventory: a unit on one of the lines."""
 
+    driver: Literal["modbus"] = "modbus"
     id: Id
     line: Id
     # 0 is the broadcast address, which never answers.
@@ -102,6 +118,22 @@ class DeviceConfig(_Section):
     site: Id | None = Field(default=None, description="the agent's site if unset")
 
 
+def _driver_of(entry: Any) -> str:
+    """The inventory entry's driver: ``modbus`` unless it names another (files written before others existed)."""
+    driver = entry.get("driver", "modbus") if isinstance(entry, dict) else getattr(entry, "driver", "modbus")
+    return str(driver)
+
+
+DRIVERS = ("modbus", "onvif", "snmp")
+
+DeviceEntry = Annotated[
+    Annotated[ModbusDeviceConfig, Tag("modbus")]
+    | Annotated[OnvifDeviceConfig, Tag("onvif")]
+    | Annotated[SnmpDeviceConfig, Tag("snmp")],
+    Discriminator(_driver_of, custom_error_type="driver", custom_error_message=f"driver must be one of {DRIVERS}"),
+]
+
+
 class AgentConfig(_Section):
     """Everything the agent needs."""
 
@@ -109,10 +141,16 @@ class AgentConfig(_Section):
     data_dir: Path = Path("var/agent")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mqtt: AgentMqtt = Field(default_factory=AgentMqtt)
+    registration: AgentRegistration | None = Field(
+        default=None, description="register over MQTT on first start instead of using credentials from the URL"
+    )
     buffer: BufferSettings = Field(default_factory=BufferSettings)
     http: AgentHttp = Field(default_factory=AgentHttp)
     lines: list[LineConfig] = Field(default_factory=list)
-    devices: list[DeviceConfig] = Field(default_factory=list)
+    devices: list[DeviceEntry] = Field(default_factory=list)
+    snmp_traps: TrapListenerConfig | None = Field(
+        default=None, description="listen for SNMP traps and informs from the UPS units (none when unset)"
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Self:
@@ -123,6 +161,8 @@ class AgentConfig(_Section):
         problems += [f"device id {i!r} is used twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
         units: set[tuple[str, int]] = set()
         for device in self.devices:
+            if not isinstance(device, ModbusDeviceConfig):
+                continue
             if device.line not in lines:
                 problems.append(f"device {device.id!r}: line {device.line!r} is not defined (lines: {lines})")
             if (device.line, device.unit) in units:
@@ -135,6 +175,8 @@ class AgentConfig(_Section):
 
 def _location(data: Any, loc: tuple[int | str, ...]) -> str:
     """``devices[2].unit`` becomes ``device 'crac-01'.unit``: people know devices by id, not index."""
+    if len(loc) >= 3 and loc[0] == "devices" and loc[2] in DRIVERS:
+        loc = loc[:2] + loc[3:]  # the union's tag: the entry's driver says it already
     if len(loc) >= 2 and loc[0] in ("devices", "lines") and isinstance(loc[1], int):
         key = "id" if loc[0] == "devices" else "name"
         try:
@@ -166,12 +208,17 @@ def load_agent_config(path: Path) -> tuple[AgentConfig, dict[str, DeviceProfile]
     profiles: dict[str, DeviceProfile] = {}
     problems = []
     for device in config.devices:
+        if isinstance(device, OnvifDeviceConfig) or device.profile is None:
+            continue
         reference = device.profile
         if reference.endswith((".yaml", ".yml")) and not Path(reference).is_absolute():
             reference = str(path.parent / reference)
         try:
-            profiles[device.id] = load_profile(reference)
-        except ProfileError as exc:
+            if isinstance(device, ModbusDeviceConfig):
+                profiles[device.id] = load_profile(reference)
+            else:  # checked now, so a typo fails at start, not at the first poll
+                load_mib_profile(reference)
+        except (ProfileError, MibProfileError) as exc:
             problems.append(f"{path}: device {device.id!r}.profile: {exc}")
     if problems:
         raise ConfigError("\n".join(problems))

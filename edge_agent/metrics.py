@@ -20,6 +20,12 @@ class AgentMetrics:
             registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.invalid = Counter(
+            "cityhub_agent_invalid_output",
+            "Driver output dropped because the contract refuses it, by device",
+            ["device"],
+            registry=r,
+        )
         self.devices_down = Gauge("cityhub_agent_devices_down", "Devices not answering", registry=r)
         self.queue_messages = Gauge(
             "cityhub_agent_queue_messages", "Messages waiting in the outbound queue", registry=r

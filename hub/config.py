@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cityhub.contract import Limits
+from cityhub.contract.registration import KEY_PATTERN
+from cityhub.contract.topics import ID_PATTERN
 from cityhub.settings import MqttUrl, TopicRoot
 from cityhub.yamlfile import load_yaml
+from hub.api.settings import ApiSettings
 from hub.errors import ConfigError
 
 
@@ -103,6 +106,41 @@ class HttpConfig(_Section):
     port: int | None = Field(default=8080, ge=0, le=65_535, description="None turns the endpoint off; 0 picks one")
 
 
+class ProvisioningKeyConfig(_Section):
+    """A site's provisioning key: the login new devices of that site register with."""
+
+    site: str = Field(pattern=ID_PATTERN)
+    key: str = Field(pattern=KEY_PATTERN)
+    secret: SecretStr = Field(description="the key's broker password; give it to the site's installers only")
+    auto_approve: bool = Field(default=False, description="approve this key's devices without an operator")
+
+    @field_validator("secret")
+    @classmethod
+    def _strong(cls, secret: SecretStr) -> SecretStr:
+        if len(secret.get_secret_value()) < 16:
+            raise ValueError("a provisioning secret needs at least 16 characters")
+        return secret
+
+
+class RegistrationConfig(_Section):
+    """Self-registration over MQTT and the broker's access control (docs/mqtt-contract.md#registration)."""
+
+    enabled: bool = False
+    enforce: bool = Field(default=True, description="when enabled: store data of approved devices only")
+    broker_admin_username: str | None = Field(default=None, description="the dynamic security admin login")
+    broker_admin_password: SecretStr | None = None
+    provisioning_keys: list[ProvisioningKeyConfig] = Field(default_factory=list)
+    max_clock_skew_s: float = Field(default=300.0, gt=0, le=86_400)
+    requests_per_minute: float = Field(default=10.0, gt=0, le=10_000)
+    burst: int = Field(default=5, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _admin_when_enabled(self) -> RegistrationConfig:
+        if self.enabled and not (self.broker_admin_username and self.broker_admin_password):
+            raise ValueError("registration needs broker_admin_username and broker_admin_password (no defaults)")
+        return self
+
+
 class HubSettings(BaseSettings):
     """Everything the hub needs to run."""
 
@@ -121,6 +159,8 @@ class HubSettings(BaseSettings):
     influx: InfluxConfig = Field(default_factory=InfluxConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -23,6 +23,7 @@ from cityhub.contract import (
     MessageKind,
     Quality,
     RejectedMessage,
+    RejectReason,
     StatusMessage,
     TelemetryMessage,
     Topics,
@@ -214,6 +215,7 @@ class Ingestor:
         dead_letter: Callable[[str, bytes], None] | None,
         hub_id: str,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        allows: Callable[[str, str], bool] | None = None,
     ) -> None:
         self._topics = topics
         self._limits = limits
@@ -224,6 +226,10 @@ class Ingestor:
         self._reject_log = reject_log
         self._dead_letter = dead_letter
         self._hub_id = hub_id
+        # With registration enforced: whether a (site, device) is approved, itself or through its agent.
+        self._allows = allows
+        # Statuses the hub itself declares (a revoked device: the broker drops it without its will).
+        self._declared: list[StatusMessage] = []
         self._clock_ms = clock_ms
         # Labelled children looked up once, not per message.
         self._received = {kind: metrics.messages_received.labels(kind=kind.value) for kind in MessageKind}
@@ -240,6 +246,12 @@ class Ingestor:
             self._reject(message, exc, now_ms)
             return
         body = valid.message
+        if self._allows is not None and not self._allows(body.site, body.device):
+            # Defence in depth: the broker refuses unapproved devices already; a login the registry does
+            # not know (a static one, a leaked one) still gets nothing stored.
+            unknown = RejectedMessage(RejectReason.UNREGISTERED, f"{body.site}/{body.device} is not approved")
+            self._reject(message, unknown, now_ms)
+            return
         self._received[valid.topic.kind].inc()
         if isinstance(body, TelemetryMessage | EventMessage):
             observed = self._tracker.observe(body.site, body.device, body.boot, body.seq)
@@ -260,6 +272,23 @@ class Ingestor:
             self._record_birth(body, batch)
         else:
             self._record_status(body, batch, now_ms)
+
+    def declare_offline(self, site: str, device: str, kind: str, reason: str, now_ms: int) -> None:
+        """Record, with the next batch, that a device went offline without telling (e.g. it was revoked)."""
+        known = self._devices.get(site, device)
+        boot = known.boot if known else 0
+        self._declared.append(
+            StatusMessage(
+                device=device, site=site, kind=known.kind if known else kind, state="offline", boot=boot, ts=now_ms,
+                reason=reason,
+            )
+        )  # fmt: skip
+
+    def take_declared(self, batch: Batch) -> None:
+        """Move the declared statuses into ``batch``, as transitions like any other."""
+        declared, self._declared = self._declared, []
+        for status in declared:
+            self._record_status(status, batch, self._clock_ms())
 
     def _known(self, batch: Batch, site: str, device: str) -> DeviceState | None:
         key = (site, device)

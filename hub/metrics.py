@@ -20,6 +20,9 @@ class HubMetrics:
         self.messages_rejected = Counter(
             "cityhub_hub_messages_rejected", "Messages rejected, by reason", ["reason"], registry=r
         )
+        self.registration_refused = Counter(
+            "cityhub_hub_registration_refused", "Registration requests refused, by reason", ["reason"], registry=r
+        )
         self.historical_messages = Counter(
             "cityhub_hub_historical_messages", "Telemetry and event messages a sender had buffered", registry=r
         )
@@ -59,6 +62,11 @@ class HubMetrics:
         self.spool_batches = Gauge("cityhub_hub_spool_batches", "Batches waiting in the spool", registry=r)
         self.spool_points = Gauge("cityhub_hub_spool_points", "Points waiting in the spool", registry=r)
         self.spool_bytes = Gauge("cityhub_hub_spool_bytes", "Bytes waiting in the spool", registry=r)
+        self.messages_unacked = Gauge(
+            "cityhub_hub_messages_unacked",
+            "Messages received and not yet acknowledged to the broker (at most mqtt.receive_maximum)",
+            registry=r,
+        )
         self.mqtt_connected = Gauge("cityhub_hub_mqtt_connected", "1 when connected to the broker", registry=r)
         self.store_available = Gauge(
             "cityhub_hub_store_available", "1 when the last write to the store succeeded", registry=r

@@ -9,18 +9,28 @@ the broker redelivers what was not acknowledged, and writes are idempotent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
+
+from pydantic import SecretStr
 
 from cityhub.contract import MessageKind, Topics
 from cityhub.http import EmbeddedServer, create_app
 from cityhub.mqtt import BrokerAddress, MqttSession, SessionOptions
+from hub.api import HubApi, build_api
+from hub.api.routers import registrations
+from hub.audit import Outcome
 from hub.config import HubSettings
 from hub.devices import DeviceStates
+from hub.dynsec import DynSecAccess, DynSecClient
 from hub.ingest import Batch, Ingestor, RejectLog
 from hub.metrics import HubMetrics
+from hub.registry.service import RegistryService
 from hub.sequence import SequenceTracker
 from hub.storage.influx import InfluxV1Writer, InfluxV2Writer, LineWriter
 from hub.storage.spool import Spool
@@ -97,6 +107,21 @@ class Hub:
                 subscriptions=[(self.topics.subscription(kind, mqtt.shared_group), 1) for kind in MessageKind],
             ),
         )
+        self.api = HubApi.in_dir(settings.api, settings.data_dir, devices=self.devices)
+        self.access: DynSecAccess | None = None  # the broker's access control, with registration
+        self.registry: RegistryService | None = None
+        if settings.registration.enabled:
+            self.registry = RegistryService(
+                settings,
+                self,  # grant/revoke go to the broker once run() has logged in as its admin
+                self._audit,
+                on_refused=lambda reason: self.metrics.registration_refused.labels(reason=reason).inc(),
+                # The broker drops a revoked device without publishing its will: the hub says it.
+                on_revoked=lambda site, device, kind: self.ingestor.declare_offline(
+                    site, device, kind, "revoked", int(time.time() * 1000)
+                ),
+            )
+        enforce = self.registry is not None and settings.registration.enforce
         ingest = settings.ingest
         self.ingestor = Ingestor(
             topics=self.topics,
@@ -109,11 +134,65 @@ class Hub:
             reject_log=RejectLog(ingest.reject_log_interval_s),
             dead_letter=self._publish_dead_letter if ingest.dead_letter else None,
             hub_id=settings.hub_id,
+            allows=self.registry.registrar.allows if enforce and self.registry else None,
         )
         self.metrics.mqtt_connected.set_function(lambda: 1.0 if self.session.connected else 0.0)
+        self.metrics.messages_unacked.set_function(lambda: float(self.session.unacked))
         self.http: EmbeddedServer | None = None
         self.ready = asyncio.Event()
         self._last_flush = time.monotonic()
+
+    async def _audit(
+        self, actor: str, action: str, target: str, outcome: str, detail: dict[str, object], source: str | None
+    ) -> None:
+        """The registrar's decisions and requests, in the audit log."""
+        await self.api.audit.record(
+            action, actor=actor, target=target, outcome=Outcome(outcome), source=source, detail=detail
+        )
+
+    def _secrets(self) -> dict[str, SecretStr | str | None]:
+        """The hub's own secrets by setting name, checked with the API's (every weak one named at once)."""
+        registration = self.settings.registration
+        secrets: dict[str, SecretStr | str | None] = {
+            "mqtt.url password": BrokerAddress.from_url(self.settings.mqtt.url).password,
+            "registration.broker_admin_password": registration.broker_admin_password,
+        }
+        for key in registration.provisioning_keys:
+            secrets[f"registration.provisioning_keys[{key.site}/{key.key}].secret"] = key.secret
+        return secrets
+
+    # -- the broker's access control (BrokerAccess for the registrar) -------------------------------
+
+    async def grant(self, username: str, password: str, devices: Sequence[tuple[str, str]]) -> None:
+        """Create or update a device's broker login with exactly its topics."""
+        assert self.access is not None, "registration runs only once the hub has logged in as the broker's admin"
+        await self.access.grant(username, password, devices)
+
+    async def revoke(self, username: str) -> None:
+        """Disable a device's broker login; its connection is dropped."""
+        assert self.access is not None, "registration runs only once the hub has logged in as the broker's admin"
+        await self.access.revoke(username)
+
+    async def _open_access(self, stack: contextlib.AsyncExitStack) -> None:
+        """Log in as the broker's admin; set the default deny, the hub's login and the provisioning keys."""
+        config = self.settings.registration
+        assert config.broker_admin_username is not None, "checked by RegistrationConfig"
+        assert config.broker_admin_password is not None, "checked by RegistrationConfig"
+        mqtt_address = BrokerAddress.from_url(self.settings.mqtt.url)
+        admin = replace(
+            mqtt_address,
+            username=config.broker_admin_username,
+            password=config.broker_admin_password.get_secret_value(),
+        )
+        client = await stack.enter_async_context(
+            DynSecClient(admin, client_id=f"{self.settings.mqtt.client_id}-dynsec"[:64])
+        )
+        self.access = DynSecAccess(client, self.settings.mqtt.topic_root)
+        await self.access.setup_defaults()
+        if mqtt_address.username and mqtt_address.password:
+            await self.access.ensure_hub_login(mqtt_address.username, mqtt_address.password)
+        for key in config.provisioning_keys:
+            await self.access.ensure_provisioning_key(key.site, key.key, key.secret.get_secret_value())
 
     def _publish_dead_letter(self, topic: str, payload: bytes) -> None:
         # QoS 0: dead letters are a diagnostic stream (the reject counters are the record); they must
@@ -140,30 +219,46 @@ class Hub:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.store.open()
         await self.devices.open()
+        await self.api.open(self._secrets())
         try:
-            async with self.session, asyncio.TaskGroup() as tasks:
-                background = [tasks.create_task(self.store.run(), name="store-drain")]
-                if self.settings.http.port is not None:
-                    background.append(tasks.create_task(self._serve_http(), name="http"))
-                consumer = tasks.create_task(self._consume(stop), name="consume")
-                self.ready.set()
-                await stop.wait()
-                try:
-                    await asyncio.wait_for(asyncio.shield(consumer), shutdown_grace_s)
-                except TimeoutError:
-                    # Held by backpressure (spool full, InfluxDB down): nothing of it was acknowledged,
-                    # so the broker keeps it for the next run.
-                    log.warning("last batch not stored within %s s; leaving it to the broker", shutdown_grace_s)
-                    consumer.cancel()
-                for task in background:
-                    task.cancel()
+            async with contextlib.AsyncExitStack() as stack:
+                if self.registry is not None:
+                    await self._open_access(stack)
+                    await self.registry.open()
+                    stack.push_async_callback(self.registry.aclose)
+                await self._serve(stop, shutdown_grace_s)
         finally:
             self.ready.clear()
             await self.store.aclose()
             await self.devices.aclose()
+            await self.api.aclose()
+
+    async def _serve(self, stop: asyncio.Event, shutdown_grace_s: float) -> None:
+        """Ingest (and answer registrations) until ``stop``; then flush what was received."""
+        async with self.session, asyncio.TaskGroup() as tasks:
+            background = [tasks.create_task(self.store.run(), name="store-drain")]
+            if self.registry is not None:
+                background.append(tasks.create_task(self.registry.run(stop), name="registration"))
+            if self.settings.http.port is not None:
+                background.append(tasks.create_task(self._serve_http(), name="http"))
+            consumer = tasks.create_task(self._consume(stop), name="consume")
+            self.ready.set()
+            await stop.wait()
+            try:
+                await asyncio.wait_for(asyncio.shield(consumer), shutdown_grace_s)
+            except TimeoutError:
+                # Held by backpressure (spool full, InfluxDB down): nothing of it was acknowledged,
+                # so the broker keeps it for the next run.
+                log.warning("last batch not stored within %s s; leaving it to the broker", shutdown_grace_s)
+                consumer.cancel()
+            for task in background:
+                task.cancel()
 
     async def _serve_http(self) -> None:
         app = create_app(self.metrics.registry, self.health, title="cityhub hub")
+        build_api(app, self.api, routers=[registrations.router])
+        if self.registry is not None:
+            app.state.cityhub_registrar = self.registry.registrar
         self.http = EmbeddedServer.for_app(app, self.settings.http.host, self.settings.http.port or 0)
         await self.http.serve()
 
@@ -177,6 +272,7 @@ class Hub:
                 remaining = max(0.0, batch.opened_at + ingest.flush_interval_s - time.monotonic())
                 wanted = min(RECEIVE_CHUNK, ingest.batch_max_messages - len(batch.messages))
                 messages = await self.session.receive(wanted, remaining)
+                self.ingestor.take_declared(batch)
                 for message in messages:
                     self.ingestor.ingest(message, batch)
                     if len(batch.points) >= ingest.batch_max_points:
@@ -201,7 +297,7 @@ class Hub:
         """Start storing ``batch`` once the one before it is stored: acknowledgements stay in order."""
         if storing is not None:
             await storing
-        if not batch.messages:
+        if not batch.messages and not batch.points:
             return None
         self.ingestor.in_flight_states = batch.device_states
         return asyncio.create_task(self._flush(batch), name="store-batch")

@@ -4,26 +4,51 @@
   restart or kill them in a test, and use unique topics / database names per test.
 * ``fresh_mosquitto`` / ``fresh_influxdb`` (function scope): a server of your own, for fault tests
   that stop, kill or restart it.
+* ``secure_mosquitto`` (session) / ``fresh_secure_mosquitto`` (function): a broker with the dynamic
+  security plugin and no anonymous access (``SecureMosquittoServer``: ``admin_url``,
+  ``admin_username``, ``admin_password``); only its admin exists at first. Use unique usernames.
+* ``dynsec_access`` (function): a connected ``hub.dynsec.DynSecAccess`` (topic root ``cityhub``) on
+  ``secure_mosquitto``, with ``setup_defaults()`` done.
 
 Tests that use any of these fixtures are marked ``services`` automatically, tests that use a
-``fresh_*`` fixture also ``fault``. A missing binary is a test *failure*, never a skip.
+``fresh_*`` fixture also ``fault``. A missing binary (or dynamic security plugin) is a test *failure*, never a skip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from services import InfluxDBServer, MosquittoServer, find_influxd, find_mosquitto
+from services import (
+    InfluxDBServer,
+    MosquittoServer,
+    SecureMosquittoServer,
+    find_dynsec_plugin,
+    find_influxd,
+    find_mosquitto,
+)
+
+from cityhub.mqtt import BrokerAddress
+from hub.dynsec import DynSecAccess, DynSecClient
 
 _INSTALL_HINT = (
     "Run the test suite through scripts/test.sh, or install the servers it needs: "
     "`apt-get install mosquitto influxdb` (InfluxDB 1.x)."
 )
 
-_SERVICE_FIXTURES = frozenset({"mosquitto", "influxdb", "fresh_mosquitto", "fresh_influxdb"})
-_FAULT_FIXTURES = frozenset({"fresh_mosquitto", "fresh_influxdb"})
+_SERVICE_FIXTURES = frozenset(
+    {
+        "mosquitto",
+        "influxdb",
+        "fresh_mosquitto",
+        "fresh_influxdb",
+        "secure_mosquitto",
+        "fresh_secure_mosquitto",
+        "dynsec_access",
+    }
+)
+_FAULT_FIXTURES = frozenset({"fresh_mosquitto", "fresh_influxdb", "fresh_secure_mosquitto"})
 
 
 def _require(find: Callable[[], str | None], what: str, where: str) -> None:
@@ -34,6 +59,21 @@ def _require(find: Callable[[], str | None], what: str, where: str) -> None:
 def _mosquitto_in(workdir: Path) -> Iterator[MosquittoServer]:
     _require(find_mosquitto, "mosquitto", "$CITYHUB_MOSQUITTO, PATH, /usr/sbin/mosquitto")
     server = MosquittoServer(workdir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+def _secure_mosquitto_in(workdir: Path) -> Iterator[SecureMosquittoServer]:
+    _require(find_mosquitto, "mosquitto", "$CITYHUB_MOSQUITTO, PATH, /usr/sbin/mosquitto")
+    _require(
+        find_dynsec_plugin,
+        "mosquitto dynamic security plugin",
+        "$CITYHUB_MOSQUITTO_DYNSEC, /usr/lib/<arch>/mosquitto_dynamic_security.so, dpkg -L mosquitto",
+    )
+    server = SecureMosquittoServer(workdir)
     try:
         server.start()
         yield server
@@ -73,6 +113,27 @@ def fresh_mosquitto(tmp_path: Path) -> Iterator[MosquittoServer]:
 def fresh_influxdb(tmp_path: Path) -> Iterator[InfluxDBServer]:
     """An InfluxDB server of this test's own; it may stop, kill or restart it."""
     yield from _influxdb_in(tmp_path / "influxdb")
+
+
+@pytest.fixture(scope="session")
+def secure_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureMosquittoServer]:
+    """A Mosquitto broker with dynamic security, shared by the whole session."""
+    yield from _secure_mosquitto_in(tmp_path_factory.mktemp("secure-mosquitto"))
+
+
+@pytest.fixture
+def fresh_secure_mosquitto(tmp_path: Path) -> Iterator[SecureMosquittoServer]:
+    """A Mosquitto broker with dynamic security of this test's own; it may stop or restart it."""
+    yield from _secure_mosquitto_in(tmp_path / "secure-mosquitto")
+
+
+@pytest.fixture
+async def dynsec_access(secure_mosquitto: SecureMosquittoServer) -> AsyncIterator[DynSecAccess]:
+    """The hub's access control on ``secure_mosquitto`` (root ``cityhub``), defaults set up."""
+    async with DynSecClient(BrokerAddress.from_url(secure_mosquitto.admin_url), timeout_s=10.0) as client:
+        access = DynSecAccess(client, root="cityhub")
+        await access.setup_defaults()
+        yield access
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

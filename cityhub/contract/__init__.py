@@ -11,6 +11,7 @@ from cityhub.contract.payloads import (
     Reading,
     StatusMessage,
     TelemetryMessage,
+    short_text,
 )
 from cityhub.contract.topics import QOS, RETAIN, DeviceTopic, MessageKind, TopicError, Topics
 from cityhub.contract.validation import Limits, RejectedMessage, RejectReason, ValidMessage, validate_message
@@ -36,5 +37,6 @@ __all__ = [
     "TopicError",
     "Topics",
     "ValidMessage",
+    "short_text",
     "validate_message",
 ]

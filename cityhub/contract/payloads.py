@@ -10,6 +10,7 @@ All timestamps are integer milliseconds since the Unix epoch (UTC), as in Sparkp
 from __future__ import annotations
 
 import math
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -70,6 +71,21 @@ BootId = Annotated[
 ]
 Sequence = Annotated[int, Field(ge=0, le=MAX_SAFE_INT, description="Per-device message counter in one boot")]
 ShortText = Annotated[str, Field(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def short_text(text: str | None, limit: int = 128) -> str | None:
+    """``text`` made fit for a ShortText field: control characters become spaces, the end is cut to ``limit``.
+
+    For text a publisher takes from a device (an error, a camera's model name): the device's words must
+    not make its message invalid.
+    """
+    if text is None:
+        return None
+    text = _CONTROL.sub(" ", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 Unit = Annotated[str, Field(max_length=32, pattern=r"^[^\x00-\x1f\x7f\\]*$", description="UCUM-style unit")]
 
 

@@ -20,6 +20,7 @@ from cityhub.contract.payloads import (
     StatusMessage,
     TelemetryMessage,
 )
+from cityhub.contract.registration import RegistrationRequest, RegistrationResponse
 
 SCHEMA_BASE_URI = "https://cityhub.example.org/schemas/v1/"
 
@@ -29,6 +30,8 @@ _MODELS: dict[str, type[BaseModel]] = {
     "birth": BirthMessage,
     "status": StatusMessage,
     "deadletter": DeadLetterMessage,
+    "registration-request": RegistrationRequest,
+    "registration-response": RegistrationResponse,
 }
 
 

@@ -32,6 +32,8 @@ class RejectReason(StrEnum):
     UNKNOWN_VALUE_TYPE = "unknown_value_type"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     IDENTITY_MISMATCH = "identity_mismatch"
+    #: The device is not approved in the hub's registry (when registration is enforced): nothing of it is stored.
+    UNREGISTERED = "unregistered"
 
 
 # pydantic error types that deserve their own reason; every other validation error is SCHEMA.

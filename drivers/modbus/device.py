@@ -13,39 +13,38 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cityhub.contract import DeviceEvent, Quality, Reading
+from cityhub.contract import DeviceEvent, MetricSpec, Quality, Reading
+from drivers.base import Backoff, DeviceDescription, PollResult
 from drivers.modbus.codec import DecodeError, Value, decode
 from drivers.modbus.errors import DeviceUnreachable, ModbusDriverError
 from drivers.modbus.line import ModbusLine
 from drivers.modbus.plan import ReadRequest, plan_reads
-from drivers.modbus.profile import DeviceProfile, PointSpec, Role
+from drivers.modbus.profile import DataType, DeviceProfile, PointSpec, Role
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PollResult:
-    """What one poll produced."""
-
-    readings: list[Reading]
-    events: list[DeviceEvent]
-    ok: bool  # every request answered
+__all__ = ["ModbusDevice", "PollResult", "describe_profile"]
 
 
-@dataclass(slots=True)
-class _Backoff:
-    initial_s: float
-    max_s: float
-    delay_s: float = 0.0
-    retry_at: float = 0.0
+def _metric_type(point: PointSpec) -> str:
+    if point.type in (DataType.BOOL, DataType.BIT):
+        return "bool"
+    if point.type is DataType.STRING:
+        return "string"
+    scaled = (point.scale, point.offset) != (1.0, 0.0)
+    return "float" if scaled or point.type in (DataType.FLOAT32, DataType.FLOAT64) else "int"
 
-    def failed(self, now: float) -> None:
-        self.delay_s = min(self.max_s, self.delay_s * 2) if self.delay_s else self.initial_s
-        self.retry_at = now + self.delay_s
 
-    def succeeded(self) -> None:
-        self.delay_s = 0.0
-        self.retry_at = 0.0
+def describe_profile(profile: DeviceProfile) -> DeviceDescription:
+    """What a device of this profile announces in its birth message."""
+    return DeviceDescription(
+        kind=profile.kind,
+        profile=profile.name,
+        maker=profile.maker,
+        model=profile.model,
+        metrics=tuple(MetricSpec(metric=p.metric, type=_metric_type(p), unit=p.unit) for p in profile.points),
+        events=tuple(sorted({p.event for p in profile.points if p.event})),
+    )
 
 
 def _state_label(point: PointSpec, value: Value) -> str:
@@ -72,20 +71,35 @@ class ModbusDevice:
     backoff_max_s: float = 60.0
     clock: Callable[[], float] = time.time
     requests: list[ReadRequest] = field(init=False)
-    _backoff: _Backoff = field(init=False)
+    _backoff: Backoff = field(init=False)
     _states: dict[str, Value] = field(init=False, default_factory=dict)
     _down_since: float | None = field(init=False, default=None)
     # request or point metric -> its current error, so each is logged once, not at every poll
     _failing: dict[ReadRequest | str, str] = field(init=False, default_factory=dict)
 
+    _description: DeviceDescription = field(init=False)
+
     def __post_init__(self) -> None:
         self.requests = plan_reads(self.profile)
-        self._backoff = _Backoff(self.backoff_initial_s, self.backoff_max_s)
+        self._backoff = Backoff(self.backoff_initial_s, self.backoff_max_s)
+        self._description = describe_profile(self.profile)
 
     @property
     def down(self) -> bool:
         """Whether the device is considered unreachable now."""
         return self._down_since is not None
+
+    @property
+    def down_reason(self) -> str | None:
+        """Why the device counts as down (None when up)."""
+        return "no answer from the device" if self.down else None
+
+    def describe(self) -> DeviceDescription:
+        """The profile's kind, maker, model, metrics and events: a Modbus device tells nothing more."""
+        return self._description
+
+    async def aclose(self) -> None:
+        """Nothing to release: the line is shared and closed by whoever opened it."""
 
     async def poll(self) -> PollResult:
         """Read every point once (or, while backing off, report them bad without touching the line)."""

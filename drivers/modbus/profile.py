@@ -9,18 +9,17 @@ how often it is polled, belongs to the agent's inventory, not here.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cityhub.contract.payloads import RESERVED_FAMILIES
-from cityhub.yamlfile import load_yaml
+from cityhub.yamlfile import describe_errors, load_yaml, read_text
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -257,18 +256,6 @@ class _ProfileModel(BaseModel):
         )
 
 
-def _describe(path: Path, data: Any, exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors(include_url=False):
-        loc = list(error["loc"])
-        where = ".".join(str(part) for part in loc) or "(top level)"
-        if len(loc) >= 2 and loc[0] == "points" and isinstance(loc[1], int):
-            with contextlib.suppress(KeyError, IndexError, TypeError):
-                where = f"point {data['points'][loc[1]]['metric']!r}" + "".join(f".{part}" for part in loc[2:])
-        lines.append(f"{path}: {where}: {error['msg']}")
-    return "\n".join(lines)
-
-
 def parse_profile(path: Path, text: str) -> DeviceProfile:
     """Validate a profile's YAML text; ``path`` names it in errors."""
     try:
@@ -278,7 +265,7 @@ def parse_profile(path: Path, text: str) -> DeviceProfile:
     try:
         return _ProfileModel.model_validate(data).to_profile()
     except ValidationError as exc:
-        raise ProfileError(_describe(path, data, exc)) from None
+        raise ProfileError(describe_errors(path, data, exc, {"points": ("point", "metric")})) from None
 
 
 def load_profile(name_or_path: str | Path) -> DeviceProfile:
@@ -286,11 +273,5 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = PROFILE_DIR / f"{name_or_path}.yaml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProfileError(f"{path}: not UTF-8 text (byte {exc.start}): save the file as UTF-8") from None
-    except OSError as exc:
-        shipped = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
-        raise ProfileError(f"{path}: cannot read the profile ({exc.strerror}); shipped profiles: {shipped}") from None
-    return parse_profile(path, text)
+    shipped = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    return parse_profile(path, read_text(path, ProfileError, what="profile", shipped=shipped))

@@ -7,6 +7,7 @@ single dedicated thread; the event loop never waits on a disk flush.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,14 +20,19 @@ T = TypeVar("T")
 class SqliteDatabase:
     """A WAL-mode SQLite file with ``synchronous=FULL``: a committed transaction survives a power cut."""
 
-    def __init__(self, path: Path, schema: str) -> None:
+    def __init__(self, path: Path, schema: str, *, private: bool = False) -> None:
         self.path = path
+        self.private = private  # readable by this user only: the file holds secrets or personal data
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{path.stem}")
         self._schema = schema
         self._conn: sqlite3.Connection | None = None
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.private:
+            # SQLite creates the -wal and -shm files with the main file's mode, so this covers them too.
+            self.path.touch(mode=0o600, exist_ok=True)
+            os.chmod(self.path, 0o600)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")

@@ -6,7 +6,8 @@ See docs/simulators.md. The parts, one module each:
 * ``store``: ``DeviceMemory``, one device's tables, set and read by metric name through the codec.
 * ``faults``: silent, exception, empty and garbage answers, for the driver's error paths.
 * ``pty``: ``PtyLink``, a virtual serial cable made of two pseudo-terminals.
-* ``scenario`` and ``runner``: values over time from a YAML file, applied in real time or faster.
+* ``points``: profiles and units as the scenario engine (``simulators/scenario.py``, shared by every
+  simulated kind) and its runner (``simulators/runner.py``) see them.
 * ``simulation``: ``SimulationSpec`` and ``run_simulation``, what the ``cityhub`` command runs.
 """
 
@@ -19,9 +20,8 @@ from simulators.modbus.errors import (
     UnknownPointError,
 )
 from simulators.modbus.faults import ExceptionCode, Fault, FaultMode
+from simulators.modbus.points import Target
 from simulators.modbus.pty import PtyLink
-from simulators.modbus.runner import ScenarioRunner, Target
-from simulators.modbus.scenario import Scenario, load_scenario, parse_scenario
 from simulators.modbus.server import ModbusSimulator, RtuEndpoint, TcpEndpoint
 from simulators.modbus.simulation import (
     DeviceSpec,
@@ -34,6 +34,8 @@ from simulators.modbus.simulation import (
     spec_from_namespace,
 )
 from simulators.modbus.store import DeviceMemory
+from simulators.runner import ScenarioRunner
+from simulators.scenario import Scenario, load_scenario, parse_scenario
 
 __all__ = [
     "DeviceMemory",

@@ -33,10 +33,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from drivers.modbus.profile import DeviceProfile, ProfileError, load_profile
 from simulators.modbus.errors import SimConfigError
+from simulators.modbus.points import Target
 from simulators.modbus.pty import PtyLink
-from simulators.modbus.runner import ScenarioRunner, Target
-from simulators.modbus.scenario import Scenario, load_scenario
 from simulators.modbus.server import Endpoint, ModbusSimulator, RtuEndpoint, TcpEndpoint
+from simulators.runner import ScenarioRunner
+from simulators.scenario import Scenario, load_scenario
 
 log = logging.getLogger(__name__)
 

@@ -75,11 +75,16 @@ def problems(path: Path) -> list[str]:
 def test_the_documented_example_loads() -> None:
     agent, profiles = load_agent_config(EXAMPLE)
     assert (agent.agent.id, agent.agent.site) == ("edge-cjt-01", "cjt-server-room")
-    assert {d.id: profiles[d.id].name for d in agent.devices} == {
+    assert {d.id: profiles[d.id].name for d in agent.devices if d.driver == "modbus"} == {
         "crac-01": "climate-controller",
         "gas-01": "gas-suppression",
         "meter-01": "energy-meter",
     }
+    assert [(d.id, d.driver) for d in agent.devices if d.driver != "modbus"] == [
+        ("ups-01", "snmp"),
+        ("bastion-gate", "onvif"),
+    ]
+    assert agent.snmp_traps is not None
 
 
 def test_a_config_with_shipped_profiles_loads(tmp_path: Path) -> None:
@@ -308,3 +313,43 @@ def test_a_section_given_twice_is_refused(tmp_path: Path) -> None:
     text += "devices:\n  - {id: env-01, line: gw-1, unit: 7, profile: environment-sensor}\n"
     message = refusal(write(tmp_path / "agent.yaml", text))
     assert "devices" in message
+
+
+# -- drivers other than Modbus ------------------------------------------------------------------------
+
+CAMERA: dict[str, Any] = {
+    "driver": "onvif",
+    "id": "bastion-gate",
+    "site": "bastion",
+    "host": "10.0.1.20",
+    "username": "cityhub",
+    "password": "not-the-default",
+}
+
+
+def test_a_camera_entry_loads_beside_modbus_devices(tmp_path: Path) -> None:
+    base = config()
+    agent, profiles = load_agent_config(write(tmp_path / "agent.yaml", config(devices=[*base["devices"], CAMERA])))
+    camera = agent.devices[-1]
+    assert (camera.driver, camera.id, camera.site, camera.poll_interval_s) == ("onvif", "bastion-gate", "bastion", 30)
+    assert set(profiles) == {"crac-01", "gas-01", "meter-01"}  # Modbus profiles only: cameras have none
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({**CAMERA, "driver": "bacnet"}, "device 'bastion-gate': driver must be one of ('modbus', 'onvif'"),
+        ({**CAMERA, "port": 0}, "device 'bastion-gate'.port: Input should be greater than or equal to 1"),
+        ({**CAMERA, "line": "gw-1"}, "device 'bastion-gate'.line: Extra inputs are not permitted"),
+        ({k: v for k, v in CAMERA.items() if k != "host"}, "device 'bastion-gate'.host: Field required"),
+    ],
+)
+def test_bad_camera_entries_name_the_device_and_field(tmp_path: Path, entry: dict[str, Any], message: str) -> None:
+    assert message in refusal(write(tmp_path / "agent.yaml", config(devices=[entry])))
+
+
+def test_a_camera_and_a_modbus_device_cannot_share_an_id(tmp_path: Path) -> None:
+    clash = {**CAMERA, "id": "crac-01"}
+    assert "device id 'crac-01' is used twice" in refusal(
+        write(tmp_path / "agent.yaml", config(devices=[*BASE["devices"], clash]))
+    )

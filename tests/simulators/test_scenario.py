@@ -16,7 +16,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.framer import FramerType
 
 from drivers.modbus.codec import decode, encode
-from drivers.modbus.profile import load_profile
+from drivers.modbus.profile import DeviceProfile, load_profile
 from simulators.modbus import (
     FaultMode,
     ModbusSimulator,
@@ -33,7 +33,8 @@ from simulators.modbus import (
     parse_scenario,
     run_simulation,
 )
-from simulators.modbus.scenario import SCENARIO_DIR
+from simulators.modbus.points import ModbusScenarioProfile
+from simulators.scenario import SCENARIO_DIR
 
 PROFILE = """
 profile: boiler
@@ -154,9 +155,9 @@ def test_noise_is_clamped_to_what_the_point_holds(tmp_path: Path) -> None:
 
 
 def test_faults_at_t(boiler: Scenario) -> None:
-    assert boiler.faults_at(79)["b1"].mode is FaultMode.NONE
-    assert boiler.faults_at(80)["b1"].mode is FaultMode.SILENT
-    assert boiler.faults_at(95)["b1"].mode is FaultMode.NONE
+    assert boiler.faults_at(79)["b1"].mode == FaultMode.NONE
+    assert boiler.faults_at(80)["b1"].mode == FaultMode.SILENT
+    assert boiler.faults_at(95)["b1"].mode == FaultMode.NONE
 
 
 # -- validation --------------------------------------------------------------------------------------
@@ -221,12 +222,12 @@ def with_device(**changes: object) -> dict[str, object]:
         (
             with_step({"at": 5, "ramp": {"device": "b1", "point": "boiler.burner", "to": 1, "over": 5}}),
             "steps[0] (at 5 s).ramp.point",
-            "a ramp needs a numeric point; boiler.burner is a bool",
+            "a ramp needs a numeric point without states; boiler.burner is not one",
         ),
         (
             with_step({"at": 5, "ramp": {"device": "b1", "point": "boiler.mode", "to": 1, "over": 5}}),
             "steps[0] (at 5 s).ramp.point",
-            "boiler.mode is a uint16 with states",
+            "a ramp needs a numeric point without states; boiler.mode is not one",
         ),
         (
             with_step({"at": 5, "ramp": {"device": "b1", "point": "boiler.level", "to": 10, "over": 5}}),
@@ -253,7 +254,12 @@ def with_device(**changes: object) -> dict[str, object]:
         (
             with_step({"at": 5, "fault": {"device": "b1", "mode": "asleep"}}),
             "steps[0] (at 5 s).fault.mode",
-            "Input should be",
+            "'asleep' is not a fault boiler knows: empty, exception, garbage, none, silent",
+        ),
+        (
+            with_device(driver="bacnet"),
+            "devices.b1.driver",
+            "unknown driver 'bacnet'; drivers: modbus, onvif, snmp",
         ),
         (
             with_device(noise={"boiler.burner": {"amplitude": 1, "seed": 1}}),
@@ -319,9 +325,11 @@ def test_shipped_scenarios_encode_at_every_second(name: str) -> None:
     step = max(1, int(scenario.duration // 2000))
     for t in range(0, int(scenario.duration) + 1, step):
         for device_id, values in scenario.values_at(t).items():
-            profile = scenario.devices[device_id].profile
+            device = scenario.devices[device_id]
             for metric, value in values.items():
-                encode(profile.point(metric), value)
+                device.profile.point(metric).check(value)
+                if isinstance(device.profile, ModbusScenarioProfile):
+                    encode(device.profile.profile.point(metric), value)
 
 
 def test_gas_discharge_goes_through_its_states() -> None:
@@ -373,9 +381,15 @@ def fake_clock(step: float) -> Iterator[float]:
         now += step
 
 
+def modbus_profile(scenario: Scenario, device_id: str) -> DeviceProfile:
+    profile = scenario.devices[device_id].profile
+    assert isinstance(profile, ModbusScenarioProfile)
+    return profile.profile
+
+
 async def test_runner_drives_a_simulator_to_the_end_state(boiler: Scenario, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="simulators.modbus.runner")
-    simulator = ModbusSimulator({5: boiler.devices["b1"].profile})
+    caplog.set_level(logging.INFO, logger="simulators.runner")
+    simulator = ModbusSimulator({5: modbus_profile(boiler, "b1")})
     clock = fake_clock(7.0)
     runner = ScenarioRunner(boiler, {"b1": Target(simulator=simulator, unit=5)}, tick_s=0.001, clock=clock.__next__)
     assert await runner.run() == 100
@@ -387,7 +401,7 @@ async def test_runner_drives_a_simulator_to_the_end_state(boiler: Scenario, capl
 
 
 async def test_runner_repeats_and_stops(boiler: Scenario) -> None:
-    simulator = ModbusSimulator({5: boiler.devices["b1"].profile})
+    simulator = ModbusSimulator({5: modbus_profile(boiler, "b1")})
     stop = asyncio.Event()
     ticks = fake_clock(30.0)
 
@@ -406,7 +420,7 @@ def test_runner_refuses_targets_that_do_not_match(boiler: Scenario) -> None:
     simulator = ModbusSimulator({1: load_profile("gas-suppression")})
     with pytest.raises(SimConfigError, match="no simulated device 'b1'"):
         ScenarioRunner(boiler, {})
-    with pytest.raises(SimConfigError, match="needs profile 'boiler', unit 1 runs 'gas-suppression'"):
+    with pytest.raises(SimConfigError, match="needs profile 'boiler', its simulator runs 'gas-suppression'"):
         ScenarioRunner(boiler, {"b1": Target(simulator=simulator, unit=1)})
 
 

@@ -1,14 +1,15 @@
 """Scenarios: what simulated devices report over time, as a small declarative YAML file.
 
-A scenario names its devices (an id and a profile), their initial values and noise, and a list of
-steps in time; ``Scenario.values_at(t)`` computes every point's value at scenario time ``t`` as a pure
-function of ``t`` (no state, no clock), so a scenario can be tested and replayed exactly. The runner
-(``runner.py``) applies those values to simulators in real time or faster.
+A scenario names its devices (an id, a driver and a profile), their initial values and noise, and a
+list of steps in time; ``Scenario.values_at(t)`` computes every point's value at scenario time ``t`` as
+a pure function of ``t`` (no state, no clock), so a scenario can be tested and replayed exactly. The
+runner (``runner.py``) applies those values to simulators of any kind in real time or faster.
 
     scenario: gas-discharge
     duration: 90                      # seconds of scenario time
     devices:
       panel-1:
+        driver: modbus                # modbus (default), snmp or onvif: whose profiles to look up
         profile: gas-suppression      # a shipped profile name, or a path relative to this file
         initial: {gas.system_state: armed, gas.cylinder_pressure: 42.0}
         noise:
@@ -19,19 +20,21 @@ function of ``t`` (no state, no clock), so a scenario can be tested and replayed
       - at: 20
         ramp: {device: panel-1, point: gas.discharge_countdown, to: 0, over: 30}
       - at: 60
-        fault: {device: panel-1, mode: silent}                # none, silent, exception, empty, garbage
+        fault: {device: panel-1, mode: silent}                # the modes the device's kind knows
 
 A ramp starts from the point's value at its ``at`` and reaches ``to`` after ``over`` seconds; a later
 step on the same point takes over from its own ``at``. Noise adds ``amplitude * u``, ``u`` uniform in
 [-1, 1], drawn from ``random.Random`` seeded with the seed, the device, the point and the period number,
 so the same seed always gives the same values, and points never share a noise sequence. Values are
-checked against the profile when the file is loaded: unknown points, wrong types, values out of the
-point's range, unknown state labels and ramps on non-numeric points are errors naming file, step and field.
+checked against the profile when the file is loaded (``simulators/points.py`` says what each kind
+offers): unknown points, wrong types, values out of the point's range, unknown state labels, ramps on
+non-numeric points and fault modes the kind does not know are errors naming file, step and field.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import random
 from collections.abc import Mapping
@@ -42,13 +45,10 @@ from typing import Annotated, Any, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from drivers.modbus.codec import Value
-from drivers.modbus.profile import DeviceProfile, PointSpec, ProfileError, load_profile
-from simulators.modbus.errors import PointValueError, ScenarioError
-from simulators.modbus.faults import ExceptionCode, Fault, FaultMode
-from simulators.modbus.store import check_value, is_numeric, value_range
+from simulators.errors import PointValueError, ScenarioError, ScenarioProfileError
+from simulators.points import NO_FAULT, PROFILE_LOADERS, ProfileLoader, ScenarioPoint, ScenarioProfile, Value
 
-SCENARIO_DIR = Path(__file__).parent.parent / "scenarios"
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
 _Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 _Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -66,6 +66,7 @@ class _Noise(_Model):
 
 
 class _Device(_Model):
+    driver: str = "modbus"
     profile: Annotated[str, Field(min_length=1)]
     initial: dict[str, _Scalar] = Field(default_factory=dict)
     noise: dict[str, _Noise] = Field(default_factory=dict)
@@ -86,8 +87,8 @@ class _Ramp(_Model):
 
 class _FaultStep(_Model):
     device: str
-    mode: FaultMode
-    code: Annotated[int, Field(ge=1, le=255)] = ExceptionCode.SERVER_DEVICE_BUSY
+    mode: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+    code: Annotated[int, Field(ge=1, le=255)] = 6  # Modbus SERVER DEVICE BUSY; other kinds ignore it
 
 
 class _Step(_Model):
@@ -157,7 +158,7 @@ class Timeline:
     """How one point of one device evolves: initial value, changes in time order, noise."""
 
     device: str
-    point: PointSpec
+    point: ScenarioPoint
     initial: Value | None
     changes: tuple[Change, ...]
     noise: Noise | None
@@ -179,16 +180,25 @@ class Timeline:
         value = self.base_at(t)
         if self.noise is None or not isinstance(value, int | float) or isinstance(value, bool):
             return value
-        low, high = value_range(self.point)
+        low, high = self.point.bounds
         return min(max(value + self.noise.at(t, f"{self.device}/{self.point.metric}"), low), high)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Fault:
+    """A device's misbehaviour from a scenario step: its mode (one its kind knows) and a code."""
+
+    mode: str = NO_FAULT
+    code: int = 6
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ScenarioDevice:
-    """A device of a scenario: its id and profile."""
+    """A device of a scenario: its id, driver and profile."""
 
     id: str
-    profile: DeviceProfile
+    driver: str
+    profile: ScenarioProfile
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -248,7 +258,7 @@ class _Builder:
         self.path = path
         self.model = model
         self.problems: list[str] = []
-        self.profiles: dict[str, DeviceProfile] = {}
+        self.profiles: dict[str, ScenarioProfile] = {}
         self.initial: dict[tuple[str, str], Value] = {}
         self.noise: dict[tuple[str, str], Noise] = {}
         self.changes: dict[tuple[str, str], list[Change]] = {}
@@ -258,7 +268,7 @@ class _Builder:
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{self.path}: {where}: {message}")
 
-    def point(self, where: str, device_id: str, metric: str) -> PointSpec | None:
+    def point(self, where: str, device_id: str, metric: str) -> ScenarioPoint | None:
         if device_id not in self.model.devices:
             self.problem(f"{where}.device", f"no device {device_id!r}; devices: {', '.join(self.model.devices)}")
             return None
@@ -268,22 +278,21 @@ class _Builder:
         try:
             return profile.point(metric)
         except KeyError:
-            known = ", ".join(p.metric for p in profile.points)
+            known = ", ".join(profile.metrics())
             self.problem(f"{where}.point", f"profile {profile.name!r} has no point {metric!r}; it has: {known}")
             return None
 
-    def value(self, where: str, point: PointSpec, value: Value) -> Value | None:
+    def value(self, where: str, point: ScenarioPoint, value: Value) -> Value | None:
         try:
-            return check_value(point, value)
+            return point.check(value)
         except PointValueError as exc:
             self.problem(where, str(exc))
             return None
 
-    def numeric(self, where: str, point: PointSpec, what: str) -> bool:
-        if is_numeric(point) and not point.states:
+    def numeric(self, where: str, point: ScenarioPoint, what: str) -> bool:
+        if point.rampable:
             return True
-        states = " with states" if point.states else ""
-        self.problem(where, f"{what} needs a numeric point; {point.metric} is a {point.type.value}{states}")
+        self.problem(where, f"{what} needs a numeric point without states; {point.metric} is not one")
         return False
 
     def load_devices(self) -> None:
@@ -291,9 +300,14 @@ class _Builder:
             name: str | Path = device.profile
             if device.profile.endswith((".yaml", ".yml")):
                 name = self.path.parent / device.profile
+            loader = _loader(device.driver)
+            if loader is None:
+                known = ", ".join(sorted(PROFILE_LOADERS))
+                self.problem(f"devices.{device_id}.driver", f"unknown driver {device.driver!r}; drivers: {known}")
+                continue
             try:
-                self.profiles[device_id] = load_profile(name)
-            except ProfileError as exc:
+                self.profiles[device_id] = loader(name)
+            except (ScenarioProfileError, ValueError) as exc:
                 self.problem(f"devices.{device_id}.profile", str(exc))
                 continue
             for metric, raw in device.initial.items():
@@ -315,9 +329,14 @@ class _Builder:
             if step.fault.device not in self.model.devices:
                 self.problem(f"{where}.fault.device", f"no device {step.fault.device!r}")
                 return
+            profile = self.profiles.get(step.fault.device)
+            if profile is not None and step.fault.mode not in profile.fault_modes:
+                modes = ", ".join(sorted(profile.fault_modes))
+                self.problem(f"{where}.fault.mode", f"{step.fault.mode!r} is not a fault {profile.name} knows: {modes}")
+                return
             fault = Fault(mode=step.fault.mode, code=step.fault.code)
             self.faults.setdefault(step.fault.device, []).append((step.at, fault))
-            self.described.append((step.at, index, f"fault {step.fault.device} {fault.mode.value}"))
+            self.described.append((step.at, index, f"fault {step.fault.device} {fault.mode}"))
         elif step.set is not None:
             device, metric = step.set.device, step.set.point
             point = self.point(f"{where}.set", device, metric)
@@ -363,11 +382,24 @@ class _Builder:
             name=self.model.scenario,
             description=self.model.description,
             duration=self.model.duration,
-            devices={d: ScenarioDevice(id=d, profile=self.profiles[d]) for d in self.model.devices},
+            devices={
+                d: ScenarioDevice(id=d, driver=device.driver, profile=self.profiles[d])
+                for d, device in self.model.devices.items()
+            },
             timelines=timelines,
             faults={device: tuple(sorted(items, key=lambda item: item[0])) for device, items in self.faults.items()},
             steps=tuple((at, text) for at, _, text in sorted(self.described)),
         )
+
+
+def _loader(driver: str) -> ProfileLoader | None:
+    """The driver's profile loader, imported on first use: a Modbus scenario needs no SNMP stack."""
+    target = PROFILE_LOADERS.get(driver)
+    if target is None:
+        return None
+    module, _, function = target.partition(":")
+    loader: ProfileLoader = getattr(importlib.import_module(module), function)
+    return loader
 
 
 def parse_scenario(path: Path, text: str) -> Scenario:

@@ -1,4 +1,4 @@
-"""Drive simulators through a scenario, in real time or faster.
+"""Drive simulators of any kind through a scenario, in real time or faster.
 
 Every tick (wall-clock seconds) the runner computes the scenario time, ``elapsed * speed``, asks the
 scenario for the values and faults at that time (a pure function, see ``scenario.py``) and writes to the
@@ -13,23 +13,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
-from drivers.modbus.codec import Value
-from simulators.modbus.errors import SimConfigError
-from simulators.modbus.faults import Fault, FaultMode
-from simulators.modbus.scenario import Scenario
-from simulators.modbus.server import ModbusSimulator
+from simulators.errors import SimConfigError
+from simulators.points import NO_FAULT, ScenarioTarget, Value
+from simulators.scenario import Fault, Scenario
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Target:
-    """Where a scenario device lives: a simulator and its unit id there."""
-
-    simulator: ModbusSimulator
-    unit: int
 
 
 class ScenarioRunner:
@@ -38,7 +27,7 @@ class ScenarioRunner:
     def __init__(
         self,
         scenario: Scenario,
-        targets: Mapping[str, Target],
+        targets: Mapping[str, ScenarioTarget],
         *,
         speed: float = 1.0,
         tick_s: float = 0.1,
@@ -51,11 +40,10 @@ class ScenarioRunner:
             target = targets.get(device_id)
             if target is None:
                 raise SimConfigError(f"scenario {scenario.name}: no simulated device {device_id!r} to drive")
-            hosted = target.simulator.memory(target.unit).profile.name
-            if hosted != device.profile.name:
+            if target.profile_name != device.profile.name:
                 raise SimConfigError(
                     f"scenario {scenario.name}: device {device_id!r} needs profile {device.profile.name!r}, "
-                    f"unit {target.unit} runs {hosted!r}"
+                    f"its simulator runs {target.profile_name!r}"
                 )
         self.scenario = scenario
         self.targets = dict(targets)
@@ -73,15 +61,15 @@ class ScenarioRunner:
             target = self.targets[device_id]
             for metric, value in values.items():
                 if self._applied.get((device_id, metric)) != value:
-                    target.simulator.set(target.unit, metric, value)
+                    target.set(metric, value)
                     self._applied[device_id, metric] = value
         for device_id, fault in self.scenario.faults_at(t).items():
             if self._faults.get(device_id, Fault()) != fault:
                 target = self.targets[device_id]
-                if fault.mode is FaultMode.NONE:
-                    target.simulator.clear_fault(target.unit)
+                if fault.mode == NO_FAULT:
+                    target.clear_fault()
                 else:
-                    target.simulator.set_fault(target.unit, fault.mode, code=fault.code)
+                    target.set_fault(fault.mode, fault.code)
                 self._faults[device_id] = fault
         self._log_steps(t)
 
