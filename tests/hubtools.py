@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import secrets
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from services import InfluxDBServer, free_port
-from testkit import CityhubProcess
+from services import InfluxDBServer, MosquittoServer, SecureMosquittoServer, free_port
+from testkit import CityhubProcess, unique
 
 from hub.config import HubSettings, load_hub_settings
 from hub.service import Hub
@@ -63,6 +66,18 @@ async def running_hub(settings: HubSettings) -> AsyncIterator[Hub]:
 class HubProcess(CityhubProcess):
     """``cityhub hub`` in a process of its own, for SIGKILL tests, configured from ``settings``."""
 
+    def diagnosis(self, *servers: MosquittoServer | InfluxDBServer) -> str:
+        """What to read when a stream stalls: the hub's flow counters, its log, the servers' logs."""
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5).read().decode()
+            wanted = r"^cityhub_hub_(messages_received|messages_unacked|points|spool|store|mqtt)\S* \S+$"
+            flow = "\n".join(re.findall(wanted, text, re.M))
+        except OSError as exc:
+            flow = f"(no metrics: {exc})"
+        parts = ["==> hub flow <==", flow, "==> hub log <==", self.log_tail()]
+        parts.extend(server.log_tail(15) for server in servers)
+        return "\n".join(parts)
+
     def __init__(self, settings: HubSettings, workdir: Path) -> None:
         config_path = workdir / f"{settings.hub_id}.yaml"
         super().__init__("hub", config_path, free_port())
@@ -97,3 +112,40 @@ def metric_value(hub: Hub, name: str, labels: dict[str, str] | None = None) -> f
     """A sample of the hub's Prometheus registry (0 when never set)."""
     value = hub.metrics.registry.get_sample_value(name, labels or {})
     return value or 0.0
+
+
+@contextlib.asynccontextmanager
+async def registration_hub(
+    tmp_path: Path,
+    broker: SecureMosquittoServer,
+    influxdb: InfluxDBServer,
+    *,
+    root: str,
+    keys: list[dict[str, Any]],
+    **sections: Any,
+) -> AsyncIterator[Hub]:
+    """A hub with registration enabled on a broker with the dynamic security plugin, its registration
+    desk ready; its own login (a random password) is created by the hub itself at start."""
+    hub_id = unique("hub-")
+    url = f"mqtt://{hub_id}:{secrets.token_urlsafe(24)}@{broker.host}:{broker.port}"
+    registration = {
+        "enabled": True,
+        "broker_admin_username": broker.admin_username,
+        "broker_admin_password": broker.admin_password,
+        "provisioning_keys": keys,
+        **sections.pop("registration", {}),
+    }
+    settings = hub_settings(
+        tmp_path,
+        url,
+        influx=influxdb,
+        db=unique("registration_"),
+        client_id=hub_id,
+        mqtt={"topic_root": root},
+        registration=registration,
+        **sections,
+    )
+    async with running_hub(settings) as hub:
+        assert hub.registry is not None
+        await asyncio.wait_for(hub.registry.ready.wait(), 10)
+        yield hub
