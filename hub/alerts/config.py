@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+from rules.durations import Duration
+from rules.loader import PACKS_DIR
+
 _TEAM = r"^[a-z][a-z0-9_-]{0,31}$"
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MATCH_FIELDS = frozenset({"rule", "site", "device", "kind", "team", "severity"})
 
 
-def seconds(value: object) -> object:
-    """``"90s"``, ``"15m"``, ``"1h"``, ``"1d"`` or a plain number, as seconds; anything else left to pydantic."""
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"{value!r} is not a duration (e.g. 90s, 15m, 1h, 1d)")
-        return float(match.group(1)) * _UNIT_S[match.group(2)]
-    return value
-
-
-Duration = Annotated[float, BeforeValidator(seconds), Field(ge=0)]
 SeverityName = Literal["critical", "major", "minor", "warning", "info"]
 
 
@@ -109,7 +98,7 @@ class AlertsConfig(_Section):
     enabled: bool = True
     teams: list[Annotated[str, Field(pattern=_TEAM)]] = Field(default_factory=lambda: ["it", "police", "adp"])
     rules: list[Path] = Field(
-        default_factory=lambda: [Path(__file__).resolve().parents[2] / "rules" / "packs"],
+        default_factory=lambda: [PACKS_DIR],
         description="rule files or folders of them (default: the shipped packs)",
     )
     tags: dict[str, list[str]] = Field(default_factory=dict, description='"site/device" -> tags for selectors')
@@ -118,6 +107,23 @@ class AlertsConfig(_Section):
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     tick_s: Duration = Field(default=1.0, gt=0, description="how often the clock-driven conditions are checked")
     save_state_s: Duration = Field(default=5.0, gt=0, description="how often the engine's timers are saved")
+
+    @field_validator("tags")
+    @classmethod
+    def _device_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        bad = [key for key in value if key.count("/") != 1 or "" in key.split("/")]
+        if bad:
+            raise ValueError(f"tags are keyed by 'site/device', not {', '.join(map(repr, bad))}")
+        return value
+
+    @property
+    def device_tags(self) -> dict[tuple[str, str], frozenset[str]]:
+        """``tags`` keyed by (site, device), as the rule engine takes them."""
+        result: dict[tuple[str, str], frozenset[str]] = {}
+        for key, values in self.tags.items():
+            site, device = key.split("/")
+            result[(site, device)] = frozenset(values)
+        return result
 
     @model_validator(mode="after")
     def _escalation_in_order(self) -> Self:
