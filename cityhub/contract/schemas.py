@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cityhub.contract.alerts import AlertMessage
 from cityhub.contract.payloads import (
     BirthMessage,
     DeadLetterMessage,
@@ -32,6 +33,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "deadletter": DeadLetterMessage,
     "registration-request": RegistrationRequest,
     "registration-response": RegistrationResponse,
+    "alert": AlertMessage,
 }
 
 
