@@ -21,8 +21,10 @@ from cityhub.contract.registration import KEY_PATTERN
 from cityhub.contract.topics import ID_PATTERN
 from cityhub.settings import MqttUrl, TopicRoot
 from cityhub.yamlfile import load_yaml
+from hub.alerts.config import AlertsConfig
 from hub.api.settings import ApiSettings
 from hub.errors import ConfigError
+from hub.notify.config import NotifyConfig
 
 
 class _Section(BaseModel):
@@ -161,6 +163,8 @@ class HubSettings(BaseSettings):
     http: HttpConfig = Field(default_factory=HttpConfig)
     registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    notifications: NotifyConfig = Field(default_factory=NotifyConfig)
 
     @classmethod
     def settings_customise_sources(

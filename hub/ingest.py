@@ -216,6 +216,7 @@ class Ingestor:
         hub_id: str,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         allows: Callable[[str, str], bool] | None = None,
+        observer: Callable[[TelemetryMessage | EventMessage | BirthMessage | StatusMessage], None] | None = None,
     ) -> None:
         self._topics = topics
         self._limits = limits
@@ -228,6 +229,8 @@ class Ingestor:
         self._hub_id = hub_id
         # With registration enforced: whether a (site, device) is approved, itself or through its agent.
         self._allows = allows
+        # The alert rules: every accepted message, as it arrives (before it is stored; see hub/alerts).
+        self._observer = observer
         # Statuses the hub itself declares (a revoked device: the broker drops it without its will).
         self._declared: list[StatusMessage] = []
         self._clock_ms = clock_ms
@@ -263,6 +266,8 @@ class Ingestor:
                 return
             if body.historical:
                 self._metrics.historical_messages.inc()
+            if self._observer is not None:
+                self._observer(body)
             if isinstance(body, TelemetryMessage):
                 batch.points.extend(telemetry_points(body))
             else:
@@ -270,8 +275,12 @@ class Ingestor:
         elif isinstance(body, BirthMessage):
             batch.points.append(birth_point(body))
             self._record_birth(body, batch)
+            if self._observer is not None:
+                self._observer(body)
         else:
             self._record_status(body, batch, now_ms)
+            if self._observer is not None:
+                self._observer(body)
 
     def declare_offline(self, site: str, device: str, kind: str, reason: str, now_ms: int) -> None:
         """Record, with the next batch, that a device went offline without telling (e.g. it was revoked)."""
@@ -289,6 +298,8 @@ class Ingestor:
         declared, self._declared = self._declared, []
         for status in declared:
             self._record_status(status, batch, self._clock_ms())
+            if self._observer is not None:
+                self._observer(status)
 
     def _known(self, batch: Batch, site: str, device: str) -> DeviceState | None:
         key = (site, device)

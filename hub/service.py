@@ -13,7 +13,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,8 +22,9 @@ from pydantic import SecretStr
 from cityhub.contract import MessageKind, Topics
 from cityhub.http import EmbeddedServer, create_app
 from cityhub.mqtt import BrokerAddress, MqttSession, SessionOptions
+from hub.alerts.service import AlertService
 from hub.api import HubApi, build_api
-from hub.api.routers import registrations
+from hub.api.routers import alerts, registrations
 from hub.audit import Outcome
 from hub.config import HubSettings
 from hub.devices import DeviceStates
@@ -87,7 +88,8 @@ def make_store(settings: HubSettings, metrics: HubMetrics) -> TimeSeriesStore:
 class Hub:
     """One hub instance."""
 
-    def __init__(self, settings: HubSettings) -> None:
+    def __init__(self, settings: HubSettings, *, alert_clock_ms: Callable[[], int] | None = None) -> None:
+        # alert_clock_ms: the rules' clock; scenario replays at N times real speed pass a clock N times as fast.
         self.settings = settings
         self.metrics = HubMetrics()
         self.topics = Topics(settings.mqtt.topic_root)
@@ -122,6 +124,13 @@ class Hub:
                 ),
             )
         enforce = self.registry is not None and settings.registration.enforce
+        self.alerts: AlertService | None = None
+        if settings.alerts.enabled:
+            self.alerts = AlertService(
+                settings.alerts, settings.notifications, data_dir=settings.data_dir,
+                topic_root=settings.mqtt.topic_root, hub_id=settings.hub_id, publish=self._publish_alert,
+                registry=self.metrics.registry, **({"clock_ms": alert_clock_ms} if alert_clock_ms else {}),
+            )  # fmt: skip
         ingest = settings.ingest
         self.ingestor = Ingestor(
             topics=self.topics,
@@ -135,6 +144,7 @@ class Hub:
             dead_letter=self._publish_dead_letter if ingest.dead_letter else None,
             hub_id=settings.hub_id,
             allows=self.registry.registrar.allows if enforce and self.registry else None,
+            observer=self.alerts.observe if self.alerts else None,
         )
         self.metrics.mqtt_connected.set_function(lambda: 1.0 if self.session.connected else 0.0)
         self.metrics.messages_unacked.set_function(lambda: float(self.session.unacked))
@@ -194,6 +204,10 @@ class Hub:
         for key in config.provisioning_keys:
             await self.access.ensure_provisioning_key(key.site, key.key, key.secret.get_secret_value())
 
+    async def _publish_alert(self, topic: str, payload: bytes) -> None:
+        # QoS 1 on the hub's own session: consoles and other systems must not miss a transition.
+        await self.session.publish(topic, payload, qos=1, timeout_s=10.0)
+
     def _publish_dead_letter(self, topic: str, payload: bytes) -> None:
         # QoS 0: dead letters are a diagnostic stream (the reject counters are the record); they must
         # not pile up in memory while the broker is away.
@@ -226,6 +240,9 @@ class Hub:
                     await self._open_access(stack)
                     await self.registry.open()
                     stack.push_async_callback(self.registry.aclose)
+                if self.alerts is not None:
+                    await self.alerts.open()
+                    stack.push_async_callback(self.alerts.aclose)
                 await self._serve(stop, shutdown_grace_s)
         finally:
             self.ready.clear()
@@ -239,6 +256,8 @@ class Hub:
             background = [tasks.create_task(self.store.run(), name="store-drain")]
             if self.registry is not None:
                 background.append(tasks.create_task(self.registry.run(stop), name="registration"))
+            if self.alerts is not None:
+                background.append(tasks.create_task(self.alerts.run(stop), name="alerts"))
             if self.settings.http.port is not None:
                 background.append(tasks.create_task(self._serve_http(), name="http"))
             consumer = tasks.create_task(self._consume(stop), name="consume")
@@ -256,7 +275,9 @@ class Hub:
 
     async def _serve_http(self) -> None:
         app = create_app(self.metrics.registry, self.health, title="cityhub hub")
-        build_api(app, self.api, routers=[registrations.router])
+        build_api(app, self.api, routers=[registrations.router, alerts.router])
+        if self.alerts is not None:
+            app.state.cityhub_alerts = self.alerts
         if self.registry is not None:
             app.state.cityhub_registrar = self.registry.registrar
         self.http = EmbeddedServer.for_app(app, self.settings.http.host, self.settings.http.port or 0)

@@ -86,6 +86,18 @@ class HubProcess(CityhubProcess):
         config_path.write_text(yaml.safe_dump(data), encoding="utf-8")
 
 
+def hub_flow(hub: Hub, *servers: MosquittoServer | InfluxDBServer) -> str:
+    """An in-process hub's flow counters and the servers' logs: what to read when a test waits in vain."""
+    wanted = ("messages_received", "messages_unacked", "points", "spool", "store", "mqtt", "alert", "notification")
+    lines = [
+        f"{sample.name}{sample.labels or ''} {sample.value:g}"
+        for family in hub.metrics.registry.collect()
+        for sample in family.samples
+        if any(word in sample.name for word in wanted)
+    ]
+    return "\n".join(["==> hub flow <==", *lines, *(server.log_tail(15) for server in servers)])
+
+
 async def wait_for(
     condition: Callable[[], Awaitable[bool]], timeout_s: float, what: str, interval_s: float = 0.2
 ) -> None:
