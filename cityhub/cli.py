@@ -117,6 +117,18 @@ def _cmd_registrations(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _cmd_rules(args: argparse.Namespace) -> int:
+    from cityhub.rules_cli import run_rules
+
+    return run_rules(args)
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from cityhub.rules_cli import run_record
+
+    return run_record(args)
+
+
 def _cmd_agent_discover(args: argparse.Namespace) -> int:
     from drivers.onvif.discovery import run_discover
 
@@ -208,6 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_registration_arguments(registrations)
     registrations.set_defaults(func=_cmd_registrations)
+
+    from cityhub.rules_cli import add_record_arguments, add_rules_arguments
+
+    rules = sub.add_parser("rules", help="check alert rule files; replay a recording through them (golden files)")
+    add_rules_arguments(rules)
+    rules.set_defaults(func=_cmd_rules)
+    record = sub.add_parser("record", help="record live device traffic from the broker, for `cityhub rules test`")
+    add_record_arguments(record)
+    record.set_defaults(func=_cmd_record)
 
     demo = sub.add_parser("demo", help="run broker, hub and simulated devices in one process, nothing to install")
     demo.add_argument("--mqtt-port", type=int, default=1884)
