@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cityhub.contract.alerts import AlertMessage
 from drivers.modbus.profile import load_profile
 from edge_agent.agent import EdgeAgent
 from edge_agent.config import AgentConfig, ModbusDeviceConfig
@@ -115,6 +116,15 @@ async def _report_progress(hub: Hub, stop: asyncio.Event, every_s: float = 10.0)
         )
 
 
+def _print_alert(message: AlertMessage) -> None:
+    """Show an alert transition the way an operator's console would announce it."""
+    print(
+        f"ALERT {message.event.value.upper():<12} {message.severity:<8} team {message.team:<6} "
+        f"{message.site}/{message.device}: {message.summary}",
+        flush=True,
+    )
+
+
 async def run_demo(options: DemoOptions, stop: asyncio.Event) -> None:
     """Run broker, hub, simulators and agent until ``stop``."""
     url = f"mqtt://127.0.0.1:{options.mqtt_port}"
@@ -135,6 +145,8 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event) -> None:
     ups_id, ups = next(iter(ups_scenario.devices.items()))
     broker = await start_embedded_broker(port=options.mqtt_port)
     hub = Hub(settings)
+    if hub.alerts is not None:
+        hub.alerts.listeners.append(_print_alert)
     cameras = [CameraSpec(name=name, profile=device.profile.name) for name, device in camera_scenario.devices.items()]
     try:
         async with (

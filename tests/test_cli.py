@@ -53,7 +53,7 @@ def test_demo_runs_simulators_agent_broker_and_hub_with_nothing_installed(tmp_pa
             "--data-dir",
             str(tmp_path / "demo"),
             "--duration",
-            "30",
+            "45",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -79,11 +79,22 @@ def test_demo_runs_simulators_agent_broker_and_hub_with_nothing_installed(tmp_pa
         written = [line for line in metrics.splitlines() if line.startswith("cityhub_hub_points_written_total")]
         assert written
         assert float(written[0].split()[1]) > 0
+        # A newcomer sees an alert within a minute: the UPS goes on battery 10 s into its scenario.
+        auth = {"Authorization": f"Bearer {token['access_token']}"}
+        alerts_url = f"http://127.0.0.1:{http_port}/api/v1/alerts?state=firing"
+        rules: list[str] = []
+        deadline = time.time() + 30
+        while "ups.on-battery" not in rules and time.time() < deadline:
+            time.sleep(0.5)
+            page = json.loads(urllib.request.urlopen(urllib.request.Request(alerts_url, headers=auth)).read())
+            rules = [item["rule"] for item in page["items"]]
+        assert "ups.on-battery" in rules
     finally:
         demo.terminate()
         output, _ = demo.communicate(timeout=20)
     assert demo.returncode == 0, output
     assert "cityhub demo is running" in output
+    assert "ALERT FIRING       major    team it     demo-server-room/ups-1" in output
     assert (tmp_path / "demo" / "hub" / "timeseries.sqlite").exists()
     assert (tmp_path / "demo" / "agent" / "outbound.sqlite").exists()
 
