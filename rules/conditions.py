@@ -41,7 +41,8 @@ class Condition(Protocol):
         ...
 
 
-def _number(value: Value) -> float | None:
+def number(value: Value) -> float | None:
+    """A value as a float when it is a number (booleans are not numbers here), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
@@ -58,7 +59,7 @@ class Threshold:
     above: bool
 
     def holds(self, memory: DeviceMemory, ev: Evaluation, now_ms: int) -> bool:
-        value = _number(memory.values.get(self.metric))
+        value = number(memory.values.get(self.metric))
         latched = ev.latches.get(self.cid, False)
         if value is not None:
             ev.value = memory.values[self.metric]
@@ -133,11 +134,11 @@ class Rate:
 
     def holds(self, memory: DeviceMemory, ev: Evaluation, now_ms: int) -> bool:
         samples = memory.samples.get(self.metric)
-        if not samples:
+        extreme = memory.extreme(self.metric, self.window_ms, self.rise)
+        if not samples or extreme is None:
             return False
-        last_ts, last = samples[-1]
-        window = [value for ts, value in samples if ts >= last_ts - self.window_ms]
-        delta = last - min(window) if self.rise else max(window) - last
+        last = samples[-1][1]
+        delta = last - extreme if self.rise else extreme - last
         ev.value = round(delta, 3)
         return delta >= self.change
 

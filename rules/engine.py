@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules.conditions import Evaluation, EventCondition, Rate
-from rules.memory import DeviceMemory, EventRecord
+from rules.conditions import Evaluation, EventCondition, Offline, Rate, Stale, Threshold, number
+from rules.index import ReadingPlan, ThresholdIndex, simple_threshold
+from rules.memory import DeviceMemory, EventRecord, RateWindows
 from rules.model import AlertState, BirthIn, EventIn, Observation, ReadingIn, StatusIn, Subject, Transition
 from rules.spec import Rule
 
@@ -48,6 +49,11 @@ class RuleEngine:
         self._heap: list[tuple[int, str, str, str]] = []
         self._scheduled: dict[_PairKey, int] = {}
         self._selected: dict[tuple[str, str], dict[str, bool]] = {}  # (site, device) -> rule id -> selected
+        # (site, device) -> metric -> the rules a reading of it wakes for that device: selection decided once.
+        self._plans: dict[tuple[str, str], dict[str, ReadingPlan]] = {}
+        # The single-threshold rules whose pair is latched, pending or firing, by device and metric: every
+        # reading of the metric re-evaluates them, whatever its value.
+        self._awake: dict[tuple[str, str], dict[str, set[str]]] = {}
         self._install(rules)
 
     def _install(self, rules: Sequence[Rule]) -> None:
@@ -56,19 +62,37 @@ class RuleEngine:
         self._by_event: dict[str, list[Rule]] = defaultdict(list)
         self._event_globs: list[tuple[Rule, EventCondition]] = []
         self._every_message = [rule for rule in rules if rule.on_every_message]
-        self._windows: dict[str, int] = {}
+        self._clocked = frozenset(rule.id for rule in rules if rule.clocked)
+        self._lazy = frozenset(rule.id for rule in rules if isinstance(rule.when, Stale | Offline))
+        windows: dict[str, set[tuple[int, bool]]] = defaultdict(set)
+        self._simple: dict[str, Threshold] = {}
+        self._simple_by_metric: dict[str, list[Rule]] = defaultdict(list)
         for rule in rules:
-            for metric in rule.metrics:
-                self._by_metric[metric].append(rule)
-            for cond in rule.events:
-                if cond.is_glob:
-                    self._event_globs.append((rule, cond))
-                else:
-                    self._by_event[cond.type].append(rule)
-            for leaf in rule.when.leaves():
-                if isinstance(leaf, Rate):
-                    self._windows[leaf.metric] = max(self._windows.get(leaf.metric, 0), leaf.window_ms)
+            self._index(rule, windows)
+        self._windows = {
+            metric: RateWindows(tuple(sorted(keys)), max(window for window, _ in keys))
+            for metric, keys in windows.items()
+        }
         self._selected.clear()
+        self._plans.clear()
+
+    def _index(self, rule: Rule, windows: dict[str, set[tuple[int, bool]]]) -> None:
+        """File a rule under what wakes it: its metrics (by limit, for a single threshold) and event types."""
+        threshold = simple_threshold(rule)
+        if threshold is not None:
+            self._simple[rule.id] = threshold
+            self._simple_by_metric[threshold.metric].append(rule)
+            return
+        for metric in rule.metrics:
+            self._by_metric[metric].append(rule)
+        for cond in rule.events:
+            if cond.is_glob:
+                self._event_globs.append((rule, cond))
+            else:
+                self._by_event[cond.type].append(rule)
+        for leaf in rule.when.leaves():
+            if isinstance(leaf, Rate):
+                windows[leaf.metric].add((leaf.window_ms, leaf.rise))
 
     # -- input ------------------------------------------------------------------------------------
 
@@ -82,11 +106,14 @@ class RuleEngine:
         for obs in observations:
             memory = self._remember(obs, now_ms)
             rules = touched.setdefault((obs.site, obs.device), set())
-            rules.update(rule.id for rule in self._rules_for(obs, memory))
+            if isinstance(obs, ReadingIn):
+                rules.update(self._woken_by_reading(obs, memory))
+            else:
+                rules.update(rule.id for rule in self._selected_rules(obs, memory))
         transitions: list[Transition] = []
         for (site, device), rule_ids in touched.items():
             for rule_id in sorted(rule_ids):
-                self._evaluate(self.rules[rule_id], site, device, now_ms, transitions)
+                self._evaluate(self.rules[rule_id], site, device, now_ms, transitions, selected=True)
         return transitions
 
     def tick(self, now_ms: int) -> list[Transition]:
@@ -155,17 +182,53 @@ class RuleEngine:
             return  # not a value: staleness of the metric keeps counting
         memory.values[obs.metric] = obs.value
         memory.metric_seen[obs.metric] = now_ms
-        window = self._windows.get(obs.metric)
-        if window is not None and isinstance(obs.value, int | float) and not isinstance(obs.value, bool):
-            memory.add_sample(obs.metric, obs.ts_ms, float(obs.value), window)
+        windows = self._windows.get(obs.metric)
+        if windows is not None and isinstance(obs.value, int | float) and not isinstance(obs.value, bool):
+            memory.add_sample(obs.metric, obs.ts_ms, float(obs.value), windows)
 
     def _forget_selection(self, site: str, device: str) -> None:
         self._selected.pop((site, device), None)
+        self._plans.pop((site, device), None)
 
-    def _rules_for(self, obs: Observation, memory: DeviceMemory) -> Iterable[Rule]:
-        if isinstance(obs, ReadingIn):
-            candidates: list[Rule] = self._by_metric.get(obs.metric, [])
-        elif isinstance(obs, EventIn):
+    def _can_wait(self, rule_id: str, site: str, device: str) -> bool:
+        """Whether a reading can leave a quiet staleness or offline rule to its deadline already scheduled.
+
+        A reading can only make such a condition false and push its deadline later: evaluated when the
+        old deadline comes, the rule finds the device fresh and schedules the new one. One evaluation per
+        deadline instead of one per reading.
+        """
+        key = (rule_id, site, device)
+        return key not in self._pairs and key in self._scheduled
+
+    def _woken_by_reading(self, obs: ReadingIn, memory: DeviceMemory) -> Iterable[str]:
+        """The rules a reading may change (readings are nearly all the traffic: see rules/index.py)."""
+        key = (obs.site, obs.device)
+        plan = self._plans.setdefault(key, {}).get(obs.metric)
+        if plan is None:
+            plan = self._plans[key][obs.metric] = self._plan(obs, memory)
+        woken = [*plan.eager, *(r for r in plan.lazy if not self._can_wait(r, obs.site, obs.device))]
+        if plan.thresholds:
+            value = number(memory.values.get(obs.metric))
+            if value is not None:
+                woken += plan.thresholds.crossed(value)
+        awake = self._awake.get(key)
+        if awake and obs.metric in awake:  # awake pairs stay awake after a rule stops selecting the device
+            woken += [r for r in awake[obs.metric] if self._selects(self.rules[r], obs.site, obs.device, memory)]
+        return woken
+
+    def _plan(self, obs: ReadingIn, memory: DeviceMemory) -> ReadingPlan:
+        def selected(rules: Iterable[Rule]) -> list[Rule]:
+            return [rule for rule in rules if self._selects(rule, obs.site, obs.device, memory)]
+
+        chosen = [rule.id for rule in selected([*self._by_metric.get(obs.metric, []), *self._every_message])]
+        return ReadingPlan(
+            eager=tuple(r for r in chosen if r not in self._lazy),
+            lazy=tuple(r for r in chosen if r in self._lazy),
+            thresholds=ThresholdIndex.of(selected(self._simple_by_metric.get(obs.metric, []))),
+        )
+
+    def _selected_rules(self, obs: Observation, memory: DeviceMemory) -> Iterator[Rule]:
+        if isinstance(obs, EventIn):
             candidates = self._by_event.get(obs.type, []) + [
                 rule for rule, cond in self._event_globs if cond.matches(obs.type)
             ]
@@ -187,15 +250,21 @@ class RuleEngine:
 
     # -- evaluation -------------------------------------------------------------------------------
 
-    def _evaluate(self, rule: Rule, site: str, device: str, now_ms: int, out: list[Transition]) -> None:
+    def _evaluate(
+        self, rule: Rule, site: str, device: str, now_ms: int, out: list[Transition], selected: bool | None = None
+    ) -> None:
         key = (rule.id, site, device)
         memory = self._devices[(site, device)]
+        if selected is None:
+            selected = self._selects(rule, site, device, memory)
         pair = self._pairs.get(key)
-        if pair is None:
-            pair = _Pair()
-        ev = Evaluation(latches=pair.latches)
-        selected = self._selects(rule, site, device, memory)
+        latches = {} if pair is None else pair.latches
+        ev = Evaluation(latches=latches)
         holds = selected and rule.when.holds(memory, ev, now_ms)
+        if pair is None:
+            if not holds and rule.id not in self._clocked and not any(latches.values()):
+                return  # quiet and staying quiet, nothing for the clock to do: most pairs, most of the time
+            pair = _Pair(latches=latches)
         if holds and not pair.firing:
             if pair.pending_ms is None:
                 pair.pending_ms = now_ms
@@ -207,14 +276,34 @@ class RuleEngine:
             if pair.firing:
                 pair.firing = False
                 out.append(self._transition(rule, site, device, memory, AlertState.RESOLVED, now_ms, ev))
-        if pair.firing or pair.pending_ms is not None or pair.latches:
-            self._pairs[key] = pair
-        else:
-            self._pairs.pop(key, None)  # nothing to remember: thousands of quiet devices cost nothing
+        quiet = not (pair.firing or pair.pending_ms is not None or any(pair.latches.values()))
+        self._keep(key, None if quiet else pair)  # nothing to remember: thousands of quiet devices cost nothing
         if selected:
             self._schedule(rule, key, memory, pair, now_ms)
 
+    def _keep(self, key: _PairKey, pair: _Pair | None) -> None:
+        """Remember a pair (None: forget it), and whether a single-threshold rule's pair is awake."""
+        if pair is None:
+            self._pairs.pop(key, None)
+        else:
+            self._pairs[key] = pair
+        rule_id, site, device = key
+        threshold = self._simple.get(rule_id)
+        if threshold is not None:
+            awake = self._awake.setdefault((site, device), {}).setdefault(threshold.metric, set())
+            if pair is None:
+                awake.discard(rule_id)
+            else:
+                awake.add(rule_id)
+
+    def _rebuild_awake(self) -> None:
+        self._awake.clear()
+        for key, pair in self._pairs.items():
+            self._keep(key, pair)
+
     def _schedule(self, rule: Rule, key: _PairKey, memory: DeviceMemory, pair: _Pair, now_ms: int) -> None:
+        if pair.pending_ms is None and rule.id not in self._clocked:
+            return
         deadlines = [d for d in (rule.when.deadline(memory, now_ms),) if d is not None]
         if pair.pending_ms is not None:
             deadlines.append(pair.pending_ms + rule.for_ms)
@@ -254,6 +343,9 @@ class RuleEngine:
         for pair in self._pairs.values():
             pair.latches.clear()  # a changed threshold starts from its new limits
         self._install(rules)
+        self._rebuild_awake()
+        for memory in self._devices.values():
+            memory.rebuild_extremes(self._windows)
         self._schedule_everything(now_ms)
         return out
 
@@ -286,6 +378,8 @@ class RuleEngine:
             return  # an unknown format: start fresh rather than misread it
         shift = max(0, now_ms - int(state["at"]))
         self._devices = {(site, device): DeviceMemory.load(data, shift) for site, device, data in state["devices"]}
+        for memory in self._devices.values():
+            memory.rebuild_extremes(self._windows)
         self._pairs = {}
         for rule_id, site, device, pending, firing, latches in state["pairs"]:
             if rule_id in self.rules and (site, device) in self._devices:
@@ -295,4 +389,6 @@ class RuleEngine:
                     latches={int(cid): bool(value) for cid, value in latches},
                 )
         self._selected.clear()
+        self._plans.clear()
+        self._rebuild_awake()
         self._schedule_everything(now_ms)

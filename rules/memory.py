@@ -13,6 +13,14 @@ from rules.model import Value
 MAX_SAMPLES = 4096
 
 
+@dataclass(frozen=True, slots=True)
+class RateWindows:
+    """The rate conditions' windows on one metric: (window, rise) pairs, and the longest window."""
+
+    keys: tuple[tuple[int, bool], ...]
+    longest_ms: int
+
+
 @dataclass(slots=True)
 class EventRecord:
     """The last event of one type from a device."""
@@ -36,17 +44,53 @@ class DeviceMemory:
     values: dict[str, Value] = field(default_factory=dict)  # metric -> last good value
     samples: dict[str, deque[tuple[int, float]]] = field(default_factory=dict)  # (device ts, value), rate metrics
     events: dict[str, EventRecord] = field(default_factory=dict)
+    #: (metric, window, rise) -> the window's running minimum (rise) or maximum (fall) as a monotonic
+    #: deque of (device ts, value): its head is the extreme, so a rate costs O(1) per reading, not O(window).
+    extremes: dict[tuple[str, int, bool], deque[tuple[int, float]]] = field(default_factory=dict)
 
-    def add_sample(self, metric: str, ts_ms: int, value: float, window_ms: int) -> None:
-        """Keep ``value`` for rate conditions; forget samples older than the longest window."""
+    def add_sample(self, metric: str, ts_ms: int, value: float, windows: RateWindows) -> None:
+        """Keep ``value`` for the rate conditions on ``metric``; forget samples older than the longest window."""
         samples = self.samples.get(metric)
         if samples is None:
             samples = self.samples[metric] = deque(maxlen=MAX_SAMPLES)
         if samples and ts_ms < samples[-1][0]:
             return  # out of order (a redelivery): the window is built from the newest samples only
         samples.append((ts_ms, value))
-        while samples and samples[0][0] < ts_ms - window_ms:
+        while samples and samples[0][0] < ts_ms - windows.longest_ms:
             samples.popleft()
+        for window_ms, rise in windows.keys:
+            self._push_extreme((metric, window_ms, rise), ts_ms, value)
+
+    def _push_extreme(self, key: tuple[str, int, bool], ts_ms: int, value: float) -> None:
+        extreme = self.extremes.get(key)
+        if extreme is None:
+            extreme = self.extremes[key] = deque()
+        _, window_ms, rise = key
+        while extreme and (extreme[-1][1] >= value if rise else extreme[-1][1] <= value):
+            extreme.pop()  # never the extreme again while ``value`` is in the window
+        extreme.append((ts_ms, value))
+        while extreme[0][0] < ts_ms - window_ms or len(extreme) > MAX_SAMPLES:
+            extreme.popleft()
+
+    def extreme(self, metric: str, window_ms: int, rise: bool) -> float | None:
+        """The lowest (``rise``) or highest value within ``window_ms`` of the newest sample."""
+        extreme = self.extremes.get((metric, window_ms, rise))
+        if extreme:
+            return extreme[0][1]
+        samples = self.samples.get(metric)
+        if not samples:
+            return None
+        last_ts = samples[-1][0]
+        window = [value for ts, value in samples if ts >= last_ts - window_ms]
+        return min(window) if rise else max(window)
+
+    def rebuild_extremes(self, windows: Mapping[str, RateWindows]) -> None:
+        """Recompute the running extremes from the samples (after a restore or new rules)."""
+        self.extremes = {}
+        for metric, samples in self.samples.items():
+            for window_ms, rise in windows[metric].keys if metric in windows else ():
+                for ts_ms, value in samples:
+                    self._push_extreme((metric, window_ms, rise), ts_ms, value)
 
     def dump(self) -> dict[str, Any]:
         """A JSON-ready copy, for the engine's snapshot."""

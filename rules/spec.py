@@ -99,6 +99,11 @@ class Rule:
         leaves = self.when.leaves()
         return any(isinstance(leaf, Offline) or (isinstance(leaf, Stale) and leaf.metric is None) for leaf in leaves)
 
+    @property
+    def clocked(self) -> bool:
+        """Whether the clock alone can change the condition (staleness, a missed heartbeat)."""
+        return any(isinstance(leaf, Offline | Stale) for leaf in self.when.leaves())
+
     def render(self, context: Mapping[str, Value]) -> str:
         """The summary with its placeholders filled in."""
         return self.summary.format_map({name: _show(context.get(name)) for name in PLACEHOLDERS})
