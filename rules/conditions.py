@@ -133,14 +133,21 @@ class Rate:
     window_ms: int
 
     def holds(self, memory: DeviceMemory, ev: Evaluation, now_ms: int) -> bool:
-        samples = memory.samples.get(self.metric)
-        extreme = memory.extreme(self.metric, self.window_ms, self.rise)
-        if not samples or extreme is None:
+        delta = Rate.delta(memory, self.metric, self.window_ms, self.rise)
+        if delta is None:
             return False
-        last = samples[-1][1]
-        delta = last - extreme if self.rise else extreme - last
         ev.value = round(delta, 3)
         return delta >= self.change
+
+    @staticmethod
+    def delta(memory: DeviceMemory, metric: str, window_ms: int, rise: bool) -> float | None:
+        """How much ``metric`` rose (or fell) to its newest sample within the window; None without samples."""
+        samples = memory.samples.get(metric)
+        extreme = memory.extreme(metric, window_ms, rise)
+        if not samples or extreme is None:
+            return None
+        last = samples[-1][1]
+        return last - extreme if rise else extreme - last
 
     def deadline(self, memory: DeviceMemory, now_ms: int) -> int | None:
         return None

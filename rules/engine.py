@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules.conditions import Evaluation, EventCondition, Offline, Rate, Stale, Threshold, number
-from rules.index import ReadingPlan, ThresholdIndex, simple_threshold
+from rules.conditions import Evaluation, EventCondition, Offline, Rate, Stale, number
+from rules.index import ReadingPlan, ThresholdIndex, rate_groups, simple_condition
 from rules.memory import DeviceMemory, EventRecord, RateWindows
 from rules.model import AlertState, BirthIn, EventIn, Observation, ReadingIn, StatusIn, Subject, Transition
 from rules.spec import Rule
@@ -65,7 +65,7 @@ class RuleEngine:
         self._clocked = frozenset(rule.id for rule in rules if rule.clocked)
         self._lazy = frozenset(rule.id for rule in rules if isinstance(rule.when, Stale | Offline))
         windows: dict[str, set[tuple[int, bool]]] = defaultdict(set)
-        self._simple: dict[str, Threshold] = {}
+        self._simple: dict[str, str] = {}  # single-threshold or single-rate rule id -> its metric
         self._simple_by_metric: dict[str, list[Rule]] = defaultdict(list)
         for rule in rules:
             self._index(rule, windows)
@@ -77,13 +77,12 @@ class RuleEngine:
         self._plans.clear()
 
     def _index(self, rule: Rule, windows: dict[str, set[tuple[int, bool]]]) -> None:
-        """File a rule under what wakes it: its metrics (by limit, for a single threshold) and event types."""
-        threshold = simple_threshold(rule)
-        if threshold is not None:
-            self._simple[rule.id] = threshold
-            self._simple_by_metric[threshold.metric].append(rule)
-            return
-        for metric in rule.metrics:
+        """File a rule under what wakes it: its metrics (an index, for a single threshold or rate) and event types."""
+        simple = simple_condition(rule)
+        if simple is not None:
+            self._simple[rule.id] = simple.metric
+            self._simple_by_metric[simple.metric].append(rule)
+        for metric in () if simple else rule.metrics:  # a simple rule is woken through its index
             self._by_metric[metric].append(rule)
         for cond in rule.events:
             if cond.is_glob:
@@ -211,6 +210,8 @@ class RuleEngine:
             value = number(memory.values.get(obs.metric))
             if value is not None:
                 woken += plan.thresholds.crossed(value)
+        for group in plan.rates:
+            woken += group.reached(memory, obs.metric)
         awake = self._awake.get(key)
         if awake and obs.metric in awake:  # awake pairs stay awake after a rule stops selecting the device
             woken += [r for r in awake[obs.metric] if self._selects(self.rules[r], obs.site, obs.device, memory)]
@@ -221,10 +222,12 @@ class RuleEngine:
             return [rule for rule in rules if self._selects(rule, obs.site, obs.device, memory)]
 
         chosen = [rule.id for rule in selected([*self._by_metric.get(obs.metric, []), *self._every_message])]
+        simple = selected(self._simple_by_metric.get(obs.metric, []))
         return ReadingPlan(
             eager=tuple(r for r in chosen if r not in self._lazy),
             lazy=tuple(r for r in chosen if r in self._lazy),
-            thresholds=ThresholdIndex.of(selected(self._simple_by_metric.get(obs.metric, []))),
+            thresholds=ThresholdIndex.of(simple),
+            rates=rate_groups(simple),
         )
 
     def _selected_rules(self, obs: Observation, memory: DeviceMemory) -> Iterator[Rule]:
@@ -288,9 +291,9 @@ class RuleEngine:
         else:
             self._pairs[key] = pair
         rule_id, site, device = key
-        threshold = self._simple.get(rule_id)
-        if threshold is not None:
-            awake = self._awake.setdefault((site, device), {}).setdefault(threshold.metric, set())
+        metric = self._simple.get(rule_id)
+        if metric is not None:
+            awake = self._awake.setdefault((site, device), {}).setdefault(metric, set())
             if pair is None:
                 awake.discard(rule_id)
             else:

@@ -3,7 +3,8 @@
 A reading's rules are the same for a device until its kind, profile or the rules change, so the engine
 keeps a ``ReadingPlan`` per device and metric: the rules always evaluated (``eager``), the staleness and
 offline rules that a reading can leave to their scheduled deadline (``lazy``), and the single-threshold
-rules, sorted by limit (``thresholds``).
+rules, sorted by limit (``thresholds``), and the single-rate rules, sorted by the change they ask for
+(``rates``: the window's rise is worked out once per window, not once per rule).
 
 Thresholds: most rules are a single threshold, and most readings are nowhere near one. Evaluating every threshold
 on every reading costs the engine per rule; with this index a reading costs a binary search, and only
@@ -18,13 +19,14 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rules.conditions import Threshold
+from rules.conditions import Rate, Threshold
+from rules.memory import DeviceMemory
 from rules.spec import Rule
 
 
-def simple_threshold(rule: Rule) -> Threshold | None:
-    """The rule's condition when it is one threshold and nothing else."""
-    return rule.when if isinstance(rule.when, Threshold) else None
+def simple_condition(rule: Rule) -> Threshold | Rate | None:
+    """The rule's condition when it is one threshold, or one rate of change, and nothing else."""
+    return rule.when if isinstance(rule.when, Threshold | Rate) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +40,12 @@ class ThresholdIndex:
 
     @classmethod
     def of(cls, rules: Iterable[Rule]) -> ThresholdIndex:
-        """The index of ``rules`` (each a single threshold on the same metric)."""
+        """The index of the single-threshold rules among ``rules`` (all on the same metric)."""
         above: list[tuple[float, str]] = []
         below: list[tuple[float, str]] = []
         for rule in rules:
-            threshold = simple_threshold(rule)
-            assert threshold is not None
-            (above if threshold.above else below).append((threshold.limit, rule.id))
+            if isinstance(threshold := rule.when, Threshold):
+                (above if threshold.above else below).append((threshold.limit, rule.id))
         above.sort()
         below.sort()
         return cls(
@@ -63,6 +64,33 @@ class ThresholdIndex:
         return bool(self.above_ids or self.below_ids)
 
 
+@dataclass(frozen=True, slots=True)
+class RateGroup:
+    """One metric's single-rate rules of one window and direction, by the change they ask for."""
+
+    window_ms: int
+    rise: bool
+    changes: tuple[float, ...]
+    ids: tuple[str, ...]
+
+    def reached(self, memory: DeviceMemory, metric: str) -> tuple[str, ...]:
+        """The rules whose change the metric's present rise (or fall) in the window reaches."""
+        delta = Rate.delta(memory, metric, self.window_ms, self.rise)
+        return () if delta is None else self.ids[: bisect_right(self.changes, delta)]
+
+
+def rate_groups(rules: Iterable[Rule]) -> tuple[RateGroup, ...]:
+    """The single-rate rules among ``rules`` (all on the same metric), grouped by window and direction."""
+    groups: dict[tuple[int, bool], list[tuple[float, str]]] = {}
+    for rule in rules:
+        if isinstance(rate := rule.when, Rate):
+            groups.setdefault((rate.window_ms, rate.rise), []).append((rate.change, rule.id))
+    return tuple(
+        RateGroup(window_ms, rise, tuple(c for c, _ in sorted(rules_)), tuple(r for _, r in sorted(rules_)))
+        for (window_ms, rise), rules_ in sorted(groups.items())
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReadingPlan:
     """The rules a reading of one metric concerns, for one device, by how the engine treats them."""
@@ -70,3 +98,4 @@ class ReadingPlan:
     eager: tuple[str, ...]
     lazy: tuple[str, ...]
     thresholds: ThresholdIndex
+    rates: tuple[RateGroup, ...]

@@ -1,8 +1,9 @@
-"""The engine's shortcuts change no outcome: sorted thresholds and staleness left to its deadline.
+"""The engine's shortcuts change no outcome: sorted thresholds and rates, staleness left to its deadline.
 
-The engine skips single-threshold rules a reading does not cross and quiet staleness/offline rules whose
-deadline is already scheduled (rules/index.py). Wrapping each rule's condition in a one-part ``all``
-turns both shortcuts off, so the same random stream through both engines must give the same transitions.
+The engine skips single-threshold (and single-rate) rules a reading does not cross (or reach) and quiet
+staleness/offline rules whose deadline is already scheduled (rules/index.py). Wrapping each rule's
+condition in a one-part ``all`` turns the shortcuts off, so the same random stream through both engines
+must give the same transitions.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.conditions import Combination, Offline, Stale, Threshold
+from rules.conditions import Combination, Offline, Rate, Stale, Threshold
 from rules.engine import RuleEngine
 from rules.index import ThresholdIndex
 from rules.model import BirthIn, Observation, ReadingIn, Severity, StatusIn, Transition
@@ -23,7 +24,7 @@ DEVICES = ("d1", "d2")
 METRICS = ("t", "u")
 
 
-def _rule(i: int, when: Threshold | Stale | Offline, for_ms: int) -> Rule:
+def _rule(i: int, when: Threshold | Rate | Stale | Offline, for_ms: int) -> Rule:
     return Rule(
         id=f"r{i:02d}", summary="{device} {value}", severity=Severity.MAJOR, team="it", when=when, for_ms=for_ms
     )
@@ -38,8 +39,16 @@ thresholds = st.builds(
     st.integers(0, 3).map(float),
     st.booleans(),
 )
+rates = st.builds(
+    Rate,
+    metric=st.sampled_from(METRICS),
+    change=st.integers(0, 6).map(float),
+    rise=st.booleans(),
+    window_ms=st.sampled_from((3 * S, 10 * S)),
+)
 conditions = st.one_of(
     thresholds,
+    rates,
     st.builds(Stale, metric=st.sampled_from((*METRICS, None)), max_age_ms=st.integers(1, 20).map(lambda n: n * S)),
     st.builds(Offline, heartbeats=st.sampled_from((None, 2.0))),
 )
