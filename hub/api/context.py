@@ -17,6 +17,8 @@ from hub.api.roles import Principal, Role, scope_for
 from hub.api.settings import ApiSettings, weakness
 from hub.api.users import User, UserStore
 from hub.audit import AuditLog
+from hub.lastvalues import DeviceValues
+from hub.storage.history import HistoryReader
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,12 @@ class DeviceSource(Protocol):
     def all(self) -> Sequence[DeviceInfo]: ...
 
 
+class ValueSource(Protocol):
+    """The devices' latest readings (hub.lastvalues.LastValues satisfies it)."""
+
+    def get(self, site: str, device: str) -> DeviceValues | None: ...
+
+
 class HubApi:
     """The API's state, one per hub; ``open()`` before serving, ``aclose()`` after."""
 
@@ -56,12 +64,16 @@ class HubApi:
         users: UserStore,
         audit: AuditLog,
         devices: DeviceSource | None = None,
+        values: ValueSource | None = None,
+        history: HistoryReader | None = None,
         limiter: LoginLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.users = users
         self.audit = audit
         self.devices = devices
+        self.values = values
+        self.history = history
         self.limiter = limiter or LoginLimiter(
             LoginLimits(
                 window_s=settings.login_window_s,
@@ -77,11 +89,14 @@ class HubApi:
         data_dir: Path,
         *,
         devices: DeviceSource | None = None,
+        values: ValueSource | None = None,
+        history: HistoryReader | None = None,
         hasher: PasswordHasher | None = None,
     ) -> HubApi:
         """The API with ``users.sqlite`` and ``audit.sqlite`` in ``data_dir``."""
         users = UserStore(data_dir / "users.sqlite", hasher=hasher)
-        return cls(settings, users=users, audit=AuditLog(data_dir / "audit.sqlite"), devices=devices)
+        audit = AuditLog(data_dir / "audit.sqlite")
+        return cls(settings, users=users, audit=audit, devices=devices, values=values, history=history)
 
     async def open(self, other_secrets: Mapping[str, SecretStr | str | None] | None = None) -> None:
         """Refuse weak secrets (production), the API's and ``other_secrets`` (the hub's, by setting name);
@@ -92,9 +107,11 @@ class HubApi:
         await self._bootstrap()
 
     async def aclose(self) -> None:
-        """Close the files."""
+        """Close the files and the history reader's connections."""
         await self.users.aclose()
         await self.audit.aclose()
+        if self.history is not None:
+            await self.history.aclose()
 
     async def _bootstrap(self) -> None:
         if await self.users.count():

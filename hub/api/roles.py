@@ -40,9 +40,10 @@ class Permission(StrEnum):
     RULES_WRITE = "rules.write"
     USERS_ADMIN = "users.admin"
     AUDIT_READ = "audit.read"
+    REPORTS_READ = "reports.read"
 
 
-_READ = frozenset({Permission.DEVICES_READ, Permission.ALERTS_READ, Permission.RULES_READ})
+_READ = frozenset({Permission.DEVICES_READ, Permission.ALERTS_READ, Permission.RULES_READ, Permission.REPORTS_READ})
 _OPERATE = _READ | {
     Permission.REGISTRATIONS_READ,
     Permission.REGISTRATIONS_DECIDE,

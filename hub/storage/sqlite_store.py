@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,25 @@ CREATE TABLE IF NOT EXISTS points (
     PRIMARY KEY (series_id, ts_ms)
 ) WITHOUT ROWID;
 """
+
+
+def _buckets_sql(
+    measurement: str, tags: dict[str, str], *, start_ms: int, end_ms: int, step_ms: int
+) -> tuple[str, list[Any]]:
+    """The bucketed query: series first (a small table), then the points by their primary key's range."""
+    where = "".join(" AND json_extract(tags, ?) = ?" for _ in tags)
+    args: list[Any] = [start_ms, step_ms, measurement]
+    for key, value in tags.items():
+        args += [f'$."{key}"', value]
+    args += [start_ms, end_ms]
+    sql = (
+        "SELECT (ts_ms - ?) / ? AS bucket, avg(v), min(v), max(v), count(v) FROM ("
+        " SELECT p.ts_ms, json_extract(p.fields, '$.value') AS v FROM points p"
+        f" WHERE p.series_id IN (SELECT id FROM series WHERE measurement = ?{where})"
+        " AND p.ts_ms >= ? AND p.ts_ms < ?"
+        ") WHERE v IS NOT NULL GROUP BY bucket ORDER BY bucket"
+    )
+    return sql, args
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +129,33 @@ class SqliteStore:
         sql += " ORDER BY p.ts_ms"
         rows = await self._db.run(lambda conn: conn.execute(sql, args).fetchall())
         return [StoredPoint(measurement=m, tags=json.loads(t), ts_ms=ts, fields=json.loads(f)) for m, t, ts, f in rows]
+
+    async def buckets(
+        self, measurement: str, tags: dict[str, str], *, start_ms: int, end_ms: int, step_ms: int, timeout_s: float
+    ) -> list[tuple[int, float, float, float, int]]:
+        """Mean, min, max and count of field ``value`` per ``step_ms`` bucket from ``start_ms`` (buckets with
+        no value left out), over every series of ``measurement`` whose tags include ``tags``; ``TimeoutError``
+        when the query runs longer than ``timeout_s``."""
+        sql, args = _buckets_sql(measurement, tags, start_ms=start_ms, end_ms=end_ms, step_ms=step_ms)
+        deadline = time.monotonic() + timeout_s
+
+        def query(conn: sqlite3.Connection) -> list[Any]:
+            # SQLite has no statement timeout: a progress handler that answers non-zero interrupts the query.
+            conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the history query ran longer than {timeout_s} s") from exc
+                raise
+            finally:
+                conn.set_progress_handler(None, 0)
+
+        rows = await self._db.run(query)
+        return [
+            (start_ms + int(b) * step_ms, float(mean), float(low), float(high), int(n))
+            for b, mean, low, high, n in rows
+        ]
 
     async def aclose(self) -> None:
         """Close the file."""

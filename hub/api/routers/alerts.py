@@ -17,6 +17,7 @@ from hub.alerts.service import AlertService
 from hub.alerts.store import Alert, AlertQuery
 from hub.api.context import HubApi
 from hub.api.errors import ApiError
+from hub.api.pagination import Limit, Offset
 from hub.api.security import ApiDep, Permission, Principal, ensure_in_scope, require
 from hub.audit import Outcome
 from rules.durations import seconds
@@ -60,10 +61,10 @@ async def list_alerts(
     team: Annotated[str | None, Query(max_length=32)] = None,
     site: Annotated[str | None, Query(max_length=64)] = None,
     severity: Annotated[Literal["critical", "major", "minor", "warning", "info"] | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
-    """A page of alerts; ``next_offset`` is null on the last page."""
+    """A page of alerts (``{items, next_offset}``, as every list); ``next_offset`` is null on the last page."""
     query = AlertQuery(states=state, teams=[team] if team else None, site=site, severity=severity)
     # Scope filtering happens after the query, so fetch until the page is full or the store runs out.
     items: list[dict[str, Any]] = []

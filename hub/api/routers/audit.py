@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
+from hub.api.pagination import Limit
 from hub.api.security import ApiDep, AuditDep, Permission, Principal, require
 from hub.audit import AuditQuery
 
@@ -29,7 +30,7 @@ def _ms(moment: datetime | None) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
-@router.get("", summary="Audit entries, oldest first; page with ?after=<next_after>")
+@router.get("", summary="Audit entries, oldest first; the next page with ?after=<next_after>")
 async def list_entries(
     _: AuditReader,
     api: ApiDep,
@@ -38,15 +39,15 @@ async def list_entries(
     actor: Actor = None,
     action: Action = None,
     after: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
-    """A page of entries; ``next_after`` is null on the last page."""
+    """A page of entries (``{items, next_after}``: the log only grows, so it pages by id); null on the last."""
     query = AuditQuery(
         since_ms=_ms(since), until_ms=_ms(until), actor=actor, action=action, after_id=after, limit=limit
     )
     entries = await api.audit.entries(query)
     next_after = entries[-1].id if len(entries) == limit else None
-    return {"entries": [entry.as_dict() for entry in entries], "next_after": next_after}
+    return {"items": [entry.as_dict() for entry in entries], "next_after": next_after}
 
 
 @router.get(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, Field
 
 from hub.api.context import HubApi
 from hub.api.errors import ApiError, conflict, not_found
+from hub.api.pagination import Limit, Offset, page
 from hub.api.roles import SCOPED_ROLES
 from hub.api.security import ApiDep, AuditDep, Permission, Principal, Role, require
 from hub.api.settings import MAX_PASSWORD_LENGTH
@@ -71,10 +72,18 @@ async def _keep_an_admin(api: HubApi, user: User, admin: Principal, *, removed: 
         raise conflict("this is the last enabled administrator")
 
 
-@router.get("", summary="Every user")
-async def list_users(_: UserAdmin, api: ApiDep) -> list[dict[str, Any]]:
-    """Users by name."""
-    return [user.as_dict() for user in await api.users.all()]
+@router.get("", summary="Users, by name")
+async def list_users(
+    _: UserAdmin,
+    api: ApiDep,
+    role: Annotated[Role | None, Query()] = None,
+    team: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """A page of users, optionally of one role or team."""
+    users = [u for u in await api.users.all() if (role is None or u.role is role) and (team is None or u.team == team)]
+    return page([user.as_dict() for user in users], limit, offset)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a user")

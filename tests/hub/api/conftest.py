@@ -1,4 +1,5 @@
-"""An API over real SQLite files in tmp_path, a fake device list, one account per role, a test clock."""
+"""An API over real SQLite files in tmp_path, a fake device list, one account per role, a test clock;
+last values fed with one reading per device, history from a real embedded store holding them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from argon2 import PasswordHasher
 from prometheus_client import CollectorRegistry
 
+from cityhub.contract import Reading, TelemetryMessage
 from cityhub.http import create_app
 from hub.api import ApiSettings, HubApi, build_api
 from hub.api.ratelimit import LoginLimiter, LoginLimits
@@ -19,6 +21,10 @@ from hub.api.roles import Role
 from hub.api.settings import TeamConfig, default_teams
 from hub.api.users import UserStore
 from hub.audit import AuditLog
+from hub.ingest import telemetry_points
+from hub.lastvalues import LastValues
+from hub.storage.history import SqliteHistory
+from hub.storage.sqlite_store import SqliteStore
 
 CLIENT_IP = "203.0.113.7"
 BOOTSTRAP_PASSWORD = "Bootstrap-Root-Pass-9471"
@@ -103,6 +109,37 @@ def api_settings(**overrides: Any) -> ApiSettings:
     return ApiSettings(**{**values, **overrides})
 
 
+#: The reading every test device has sent (at READING_MS), in the last values and in the store.
+READING_MS = 1_700_000_000_000
+POINT = "device.temperature"
+
+
+def telemetry(device: Device, value: float, ts_ms: int = READING_MS) -> TelemetryMessage:
+    """One reading of POINT by ``device``."""
+    reading = Reading(metric=POINT, value=value, unit="Cel", ts=ts_ms)
+    return TelemetryMessage(site=device.site, device=device.device, kind=device.kind, boot=1, seq=1, readings=[reading])
+
+
+@pytest.fixture
+async def timeseries(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """A real embedded store holding each test device's reading."""
+    store = SqliteStore(tmp_path / "timeseries.sqlite")
+    await store.open()
+    await store.write([point for device in DEVICES for point in telemetry_points(telemetry(device, 21.5))])
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+@pytest.fixture
+def last_values() -> LastValues:
+    values = LastValues()
+    for device in DEVICES:
+        values.observe(telemetry(device, 21.5))
+    return values
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -114,7 +151,9 @@ def settings() -> ApiSettings:
 
 
 @pytest.fixture
-async def api(tmp_path: Path, clock: Clock, settings: ApiSettings) -> AsyncIterator[HubApi]:
+async def api(
+    tmp_path: Path, clock: Clock, settings: ApiSettings, timeseries: SqliteStore, last_values: LastValues
+) -> AsyncIterator[HubApi]:
     limits = LoginLimits(
         window_s=settings.login_window_s,
         per_user=settings.login_max_failures_per_user,
@@ -125,6 +164,8 @@ async def api(tmp_path: Path, clock: Clock, settings: ApiSettings) -> AsyncItera
         users=UserStore(tmp_path / "users.sqlite", hasher=FAST_HASHER, clock=clock),
         audit=AuditLog(tmp_path / "audit.sqlite", clock=clock),
         devices=Devices(DEVICES),
+        values=last_values,
+        history=SqliteHistory(timeseries),
         limiter=LoginLimiter(limits, clock=clock),
     )
     await hub_api.open()

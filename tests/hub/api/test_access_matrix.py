@@ -56,6 +56,20 @@ CALLS = [
         permission=Permission.DEVICES_READ,
         path=lambda role: f"/api/v1/devices/{MINE[role]}",
     ),
+    Call(
+        method="GET",
+        route="/api/v1/devices/{site}/{device}/values",
+        permission=Permission.DEVICES_READ,
+        path=lambda role: f"/api/v1/devices/{MINE[role]}/values",
+    ),
+    Call(
+        method="GET",
+        route="/api/v1/devices/{site}/{device}/history",
+        permission=Permission.DEVICES_READ,
+        path=lambda role: f"/api/v1/devices/{MINE[role]}/history?point=device.temperature",
+    ),
+    Call(method="GET", route="/api/v1/sites", permission=Permission.DEVICES_READ),
+    Call(method="GET", route="/api/v1/roles", permission=None),
     Call(method="GET", route="/api/v1/users", permission=Permission.USERS_ADMIN),
     Call(
         method="POST",

@@ -130,10 +130,10 @@ async def test_api_lists_pages(client: httpx.AsyncClient, accounts: dict[Role, A
         await api.audit.record("rule.changed", actor="ion", target=f"r{i}")
     headers = accounts[Role.ADMIN].headers
     first = (await client.get("/api/v1/audit", params={"action": "rule.changed", "limit": 3}, headers=headers)).json()
-    assert [e["target"] for e in first["entries"]] == ["r0", "r1", "r2"]
+    assert [e["target"] for e in first["items"]] == ["r0", "r1", "r2"]
     params = {"action": "rule.changed", "limit": 3, "after": first["next_after"]}
     second = (await client.get("/api/v1/audit", params=params, headers=headers)).json()
-    assert [e["target"] for e in second["entries"]] == ["r3", "r4"]
+    assert [e["target"] for e in second["items"]] == ["r3", "r4"]
     assert second["next_after"] is None
 
 
@@ -142,10 +142,10 @@ async def test_api_time_filters(client: httpx.AsyncClient, accounts: dict[Role, 
     await api.audit.record("alert.acknowledged", actor="paula", target="a1")
     params = {"since": "2023-11-14T22:43:20Z", "action": "alert.acknowledged"}
     response = await client.get("/api/v1/audit", params=params, headers=accounts[Role.ADMIN].headers)
-    assert [e["target"] for e in response.json()["entries"]] == ["a1"]
+    assert [e["target"] for e in response.json()["items"]] == ["a1"]
     params = {"until": "2023-11-14T22:43:20", "action": "alert.acknowledged"}
     response = await client.get("/api/v1/audit", params=params, headers=accounts[Role.ADMIN].headers)
-    assert response.json()["entries"] == []
+    assert response.json()["items"] == []
 
 
 async def test_api_export_streams_ndjson(client: httpx.AsyncClient, accounts: dict[Role, Any]) -> None:

@@ -40,7 +40,7 @@ VISIBLE = {
 async def test_device_list_is_scoped(client: httpx.AsyncClient, accounts: dict[Role, Any], role: Role) -> None:
     response = await client.get("/api/v1/devices", headers=accounts[role].headers)
     assert response.status_code == 200
-    assert {f"{d['site']}/{d['device']}" for d in response.json()} == VISIBLE[role]
+    assert {f"{d['site']}/{d['device']}" for d in response.json()["items"]} == VISIBLE[role]
 
 
 @pytest.mark.parametrize("role", list(Role))
@@ -55,9 +55,9 @@ async def test_device_outside_the_team_is_not_found(
 async def test_filters_within_the_scope(client: httpx.AsyncClient, accounts: dict[Role, Any]) -> None:
     headers = accounts[Role.POLICE_OPERATOR].headers
     response = await client.get("/api/v1/devices", params={"site": "demo-palace"}, headers=headers)
-    assert [d["device"] for d in response.json()] == ["palace-court"]
+    assert [d["device"] for d in response.json()["items"]] == ["palace-court"]
     response = await client.get("/api/v1/devices", params={"kind": "ups"}, headers=headers)
-    assert response.json() == []
+    assert response.json() == {"items": [], "next_offset": None}
 
 
 async def test_me_shows_role_permissions_and_scope(client: httpx.AsyncClient, accounts: dict[Role, Any]) -> None:
@@ -73,6 +73,7 @@ async def test_me_shows_role_permissions_and_scope(client: httpx.AsyncClient, ac
             "devices.revoke",
             "registrations.decide",
             "registrations.read",
+            "reports.read",
             "rules.read",
         ],
         "scope": [{"sites": ["*"], "kinds": ["camera"]}],

@@ -55,8 +55,22 @@ async def test_created_user_is_audited(client: httpx.AsyncClient, accounts: dict
 
 async def test_list_users(client: httpx.AsyncClient, accounts: dict[Role, Any]) -> None:
     response = await client.get("/api/v1/users", headers=accounts[Role.ADMIN].headers)
-    assert [u["username"] for u in response.json()] == ["admin", "andrei", "ion", "paula", "vera"]
-    assert all("password_hash" not in u for u in response.json())
+    users = response.json()["items"]
+    assert [u["username"] for u in users] == ["admin", "andrei", "ion", "paula", "vera"]
+    assert all("password_hash" not in u for u in users)
+    assert response.json()["next_offset"] is None
+
+
+async def test_list_users_pages_and_filters(client: httpx.AsyncClient, accounts: dict[Role, Any]) -> None:
+    headers = accounts[Role.ADMIN].headers
+    first = (await client.get("/api/v1/users", params={"limit": 2}, headers=headers)).json()
+    assert ([u["username"] for u in first["items"]], first["next_offset"]) == (["admin", "andrei"], 2)
+    last = (await client.get("/api/v1/users", params={"limit": 2, "offset": 4}, headers=headers)).json()
+    assert ([u["username"] for u in last["items"]], last["next_offset"]) == (["vera"], None)
+    police = (await client.get("/api/v1/users", params={"team": "police"}, headers=headers)).json()
+    assert [u["username"] for u in police["items"]] == ["paula"]
+    viewers = (await client.get("/api/v1/users", params={"role": "viewer"}, headers=headers)).json()
+    assert [u["username"] for u in viewers["items"]] == ["vera"]
 
 
 async def test_disabling_revokes_tokens(client: httpx.AsyncClient, accounts: dict[Role, Any]) -> None:
