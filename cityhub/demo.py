@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from cityhub.contract.alerts import AlertMessage
 from drivers.modbus.profile import load_profile
 from edge_agent.agent import EdgeAgent
 from edge_agent.config import AgentConfig, ModbusDeviceConfig
+from hub.api.roles import Role
+from hub.api.settings import TeamConfig, default_teams
 from hub.broker import start_embedded_broker
 from hub.config import load_hub_settings
 from hub.service import Hub
@@ -42,6 +45,10 @@ UPS_COMMUNITY = "demo-community"
 #: The demo's API login. The demo runs the API in development mode, the only mode that accepts a secret
 #: written in the code; a production hub refuses to start with it (docs/api-security.md).
 DEMO_ADMIN, DEMO_PASSWORD = "admin", "Demo-Timisoara-2026"
+#: The demo's console login: an operator (no user administration, no rule writing) of a control room
+#: that watches every site and kind, so that one login shows the UPS, the server room and the cameras.
+#: Its password is drawn anew at every start and printed: nothing to copy into a production hub.
+DEMO_OPERATOR, DEMO_TEAM = "operator", "control-room"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,6 +132,17 @@ def _print_alert(message: AlertMessage) -> None:
     )
 
 
+async def _demo_operator(hub: Hub) -> str:
+    """Create the demo's console operator, or give it a new password; return the password."""
+    password = secrets.token_urlsafe(12)
+    users, action = hub.api.users, "user.created"
+    if await users.create(DEMO_OPERATOR, password, Role.POLICE_OPERATOR, DEMO_TEAM) is None:
+        await users.set_password(DEMO_OPERATOR, password)  # kept from an earlier run in the same data dir
+        action = "user.password_changed"
+    await hub.api.audit.record(action, actor="system", target=DEMO_OPERATOR, detail={"demo": True})
+    return password
+
+
 async def run_demo(options: DemoOptions, stop: asyncio.Event) -> None:
     """Run broker, hub, simulators and agent until ``stop``."""
     url = f"mqtt://127.0.0.1:{options.mqtt_port}"
@@ -139,6 +157,7 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event) -> None:
             "environment": "development",
             "bootstrap_admin_username": DEMO_ADMIN,
             "bootstrap_admin_password": DEMO_PASSWORD,
+            "teams": {**default_teams(), DEMO_TEAM: TeamConfig(description="demo control room: every device")},
         },
     )
     camera_scenario, ups_scenario = load_scenario(CAMERA_SCENARIO), load_scenario(UPS_SCENARIO)
@@ -164,6 +183,7 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event) -> None:
             agent = EdgeAgent(config, {device.id: load_profile(device.profile) for device in modbus})
             tasks.create_task(hub.run(stop), name="hub")
             await asyncio.wait_for(hub.ready.wait(), 30)
+            operator_password = await _demo_operator(hub)
             simulation = build_spec_from_args(scenario=SCENARIO, port=options.modbus_port)
             tasks.create_task(run_simulation(simulation, stop), name="modbus-simulators")
             for scenario, targets in (
@@ -185,6 +205,8 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event) -> None:
                 + "\n"
                 f"  edge agent: polls them every {options.poll_interval_s:g} s, queue in {config.data_dir}\n"
                 f"  MQTT broker (embedded, MQTT 3.1.1): {url}\n"
+                f"  console:     http://127.0.0.1:{options.http_port}/console/ "
+                f"(login {DEMO_OPERATOR} / {operator_password})\n"
                 f"  hub health:  http://127.0.0.1:{options.http_port}/health\n"
                 f"  API:         http://127.0.0.1:{options.http_port}/api/docs (login {DEMO_ADMIN} / {DEMO_PASSWORD})\n"
                 f"  metrics:     http://127.0.0.1:{options.http_port}/metrics\n"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -59,6 +62,7 @@ def test_demo_runs_simulators_agent_broker_and_hub_with_nothing_installed(tmp_pa
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines = read_lines(demo)
     try:
         health: dict[str, object] = {}
         deadline = time.time() + 25
@@ -89,14 +93,58 @@ def test_demo_runs_simulators_agent_broker_and_hub_with_nothing_installed(tmp_pa
             page = json.loads(urllib.request.urlopen(urllib.request.Request(alerts_url, headers=auth)).read())
             rules = [item["rule"] for item in page["items"]]
         assert "ups.on-battery" in rules
+        check_console(lines)
     finally:
         demo.terminate()
-        output, _ = demo.communicate(timeout=20)
+        demo.wait(timeout=20)
+    time.sleep(0.5)  # the reader thread takes the last lines and closes the pipe
+    output = "".join(lines)
     assert demo.returncode == 0, output
     assert "cityhub demo is running" in output
     assert "ALERT FIRING       major    team it     demo-server-room/ups-1" in output
     assert (tmp_path / "demo" / "hub" / "timeseries.sqlite").exists()
     assert (tmp_path / "demo" / "agent" / "outbound.sqlite").exists()
+
+
+def read_lines(process: subprocess.Popen[str]) -> list[str]:
+    """The process's output lines as they come (a thread reads them, so the pipe never fills)."""
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert process.stdout is not None
+        with process.stdout:
+            for line in process.stdout:
+                lines.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def check_console(lines: list[str]) -> None:
+    """The console URL the demo prints serves the page, and the operator login printed with it works."""
+    printed = re.search(r"console: +http://127\.0\.0\.1:(\d+)/console/ \(login (\S+) / (\S+)\)", "".join(lines))
+    assert printed, "".join(lines)
+    port, username, password = printed.groups()
+
+    def get(path: str, data: bytes | None = None, token: str | None = None) -> http.client.HTTPResponse:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data, headers=headers)
+        response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=10)  # noqa: S310 (http://)
+        return response
+
+    page = get("/console/")
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    html = page.read().decode()
+    assert '<form id="login-form"' in html
+    script = re.search(r'src="(app\.js\?v=[0-9a-f]+)"', html)
+    assert script
+    assert b"/alerts/stream" in get(f"/console/{script.group(1)}").read()
+    login = urllib.parse.urlencode({"username": username, "password": password}).encode()
+    token = json.loads(get("/api/v1/auth/token", login).read())["access_token"]
+    me = json.loads(get("/api/v1/me", token=token).read())
+    assert (me["username"], me["team"]) == (username, "control-room")
+    assert "alerts.ack" in me["permissions"]
+    assert "users.admin" not in me["permissions"]
 
 
 def test_agent_discover_lists_the_cameras_that_answer_a_probe() -> None:
