@@ -108,6 +108,13 @@ class HttpConfig(_Section):
     port: int | None = Field(default=8080, ge=0, le=65_535, description="None turns the endpoint off; 0 picks one")
 
 
+class SelfStatsConfig(_Section):
+    """The hub's statistics about itself, written into its time-series store (docs/storage.md#hub_stats)."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=10.0, ge=0.1, le=3_600)
+
+
 class ProvisioningKeyConfig(_Section):
     """A site's provisioning key: the login new devices of that site register with."""
 
@@ -165,6 +172,7 @@ class HubSettings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     notifications: NotifyConfig = Field(default_factory=NotifyConfig)
+    selfstats: SelfStatsConfig = Field(default_factory=SelfStatsConfig)
 
     @classmethod
     def settings_customise_sources(

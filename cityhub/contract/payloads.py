@@ -29,7 +29,7 @@ DeviceKind = Annotated[
     Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="Kind of device, e.g. ups, camera, climate"),
 ]
 #: Metric families the hub writes itself; a device metric may not use them.
-RESERVED_FAMILIES = frozenset({"events", "device_birth", "device_status"})
+RESERVED_FAMILIES = frozenset({"events", "device_birth", "device_status", "hub_stats"})
 
 
 def _not_reserved(metric: str) -> str:
@@ -48,7 +48,7 @@ MetricName = Annotated[
         pattern=r"^[a-z][a-z0-9_]{0,63}(\.[a-z0-9_]{1,64}){0,7}$",
         max_length=256,
         description="Dotted metric name; its first level is the metric family (InfluxDB measurement); "
-        "the families events, device_birth and device_status are reserved",
+        "the families events, device_birth, device_status and hub_stats are reserved",
     ),
     AfterValidator(_not_reserved),
 ]
