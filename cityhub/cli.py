@@ -129,6 +129,12 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return run_record(args)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from cityhub.report_cli import run
+
+    return run(args)
+
+
 def _cmd_agent_discover(args: argparse.Namespace) -> int:
     from drivers.onvif.discovery import run_discover
 
@@ -229,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     record = sub.add_parser("record", help="record live device traffic from the broker, for `cityhub rules test`")
     add_record_arguments(record)
     record.set_defaults(func=_cmd_record)
+    report = sub.add_parser("report", help="KPI tables of a period (availability, alerts, MTTA, MTTR): CSV or Parquet")
+    from cityhub.report_cli import add_arguments as add_report_arguments
+
+    add_report_arguments(report)
+    report.set_defaults(func=_cmd_report)
 
     demo = sub.add_parser("demo", help="run broker, hub and simulated devices in one process, nothing to install")
     demo.add_argument("--mqtt-port", type=int, default=1884)

@@ -24,15 +24,20 @@ from cityhub.http import EmbeddedServer, create_app
 from cityhub.mqtt import BrokerAddress, MqttSession, SessionOptions
 from hub.alerts.service import AlertService
 from hub.api import HubApi, build_api
-from hub.api.routers import alerts, registrations
+from hub.api.routers import alerts, registrations, reports
 from hub.audit import Outcome
 from hub.config import HubSettings
+from hub.console import mount_console
 from hub.devices import DeviceStates
 from hub.dynsec import DynSecAccess, DynSecClient
 from hub.ingest import Batch, Ingestor, RejectLog
+from hub.kpi import source_for
+from hub.lastvalues import LastValues, fan_out
 from hub.metrics import HubMetrics
 from hub.registry.service import RegistryService
+from hub.selfstats import SelfStats
 from hub.sequence import SequenceTracker
+from hub.storage.history import history_for
 from hub.storage.influx import InfluxV1Writer, InfluxV2Writer, LineWriter
 from hub.storage.spool import Spool
 from hub.storage.store import EmbeddedStore, InfluxStore, TimeSeriesStore
@@ -109,7 +114,11 @@ class Hub:
                 subscriptions=[(self.topics.subscription(kind, mqtt.shared_group), 1) for kind in MessageKind],
             ),
         )
-        self.api = HubApi.in_dir(settings.api, settings.data_dir, devices=self.devices)
+        self.last_values = LastValues()  # GET /api/v1/devices/{site}/{device}/values
+        self.api = HubApi.in_dir(
+            settings.api, settings.data_dir, devices=self.devices, values=self.last_values,
+            history=history_for(settings, self.store),
+        )  # fmt: skip
         self.access: DynSecAccess | None = None  # the broker's access control, with registration
         self.registry: RegistryService | None = None
         if settings.registration.enabled:
@@ -131,6 +140,13 @@ class Hub:
                 topic_root=settings.mqtt.topic_root, hub_id=settings.hub_id, publish=self._publish_alert,
                 registry=self.metrics.registry, **({"clock_ms": alert_clock_ms} if alert_clock_ms else {}),
             )  # fmt: skip
+            if mqtt.shared_group is not None:
+                # The rules need all of a device's messages; a group member sees only its share of them.
+                log.warning(
+                    "alerts are enabled on a hub of shared group %r: its rules see part of each device's stream "
+                    "(false staleness, missed thresholds); enable alerts on one hub without the group",
+                    mqtt.shared_group,
+                )
         ingest = settings.ingest
         self.ingestor = Ingestor(
             topics=self.topics,
@@ -144,10 +160,16 @@ class Hub:
             dead_letter=self._publish_dead_letter if ingest.dead_letter else None,
             hub_id=settings.hub_id,
             allows=self.registry.registrar.allows if enforce and self.registry else None,
-            observer=self.alerts.observe if self.alerts else None,
+            observer=fan_out(self.alerts.observe if self.alerts else None, self.last_values.observe),
         )
         self.metrics.mqtt_connected.set_function(lambda: 1.0 if self.session.connected else 0.0)
         self.metrics.messages_unacked.set_function(lambda: float(self.session.unacked))
+        self.selfstats: SelfStats | None = None
+        if settings.selfstats.enabled:
+            self.selfstats = SelfStats(
+                settings.hub_id, settings.selfstats.interval_s, metrics=self.metrics, devices=self.devices,
+                alerts=self.alerts, store=self.store,
+            )  # fmt: skip
         self.http: EmbeddedServer | None = None
         self.ready = asyncio.Event()
         self._last_flush = time.monotonic()
@@ -260,6 +282,8 @@ class Hub:
                 background.append(tasks.create_task(self.alerts.run(stop), name="alerts"))
             if self.settings.http.port is not None:
                 background.append(tasks.create_task(self._serve_http(), name="http"))
+            if self.selfstats is not None:
+                background.append(tasks.create_task(self.selfstats.run(), name="selfstats"))
             consumer = tasks.create_task(self._consume(stop), name="consume")
             self.ready.set()
             await stop.wait()
@@ -275,7 +299,9 @@ class Hub:
 
     async def _serve_http(self) -> None:
         app = create_app(self.metrics.registry, self.health, title="cityhub hub")
-        build_api(app, self.api, routers=[registrations.router, alerts.router])
+        build_api(app, self.api, routers=[registrations.router, alerts.router, reports.router])
+        mount_console(app, self.alerts, self.metrics.registry)
+        app.state.cityhub_kpi = source_for(self.settings, self.devices)
         if self.alerts is not None:
             app.state.cityhub_alerts = self.alerts
         if self.registry is not None:

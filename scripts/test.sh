@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs cityhub's whole test suite on a fresh Debian machine: installs Debian's mosquitto and
-# influxdb (the tests start private instances of both) and mbpoll and snmp (Modbus and SNMP clients that
-# are not ours) when missing, the Python packages, then runs ruff, mypy and every pytest test (fault, fuzz
-# and end-to-end included).
+# influxdb (the tests start private instances of both), mbpoll and snmp (Modbus and SNMP clients that
+# are not ours) and chromium (the console's browser tests) when missing, the Python packages, then runs
+# ruff, mypy and every pytest test (fault, fuzz, browser and end-to-end included).
 # Arguments go to pytest (e.g. -k hostile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,7 @@ command -v mbpoll >/dev/null 2>&1 || missing+=(mbpoll)  # a Modbus client that i
 command -v snmpget >/dev/null 2>&1 || missing+=(snmp)  # net-snmp's snmpget/snmpwalk/snmptrap, likewise for SNMP
 command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)  # the registration flow by hand
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # the broker bootstrap's test CA
+[ -x /usr/bin/chromium ] || missing+=(chromium)  # the operator console's browser tests (headless, through Playwright)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
