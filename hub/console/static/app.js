@@ -56,6 +56,7 @@
       renderWho();
       renderAlerts();
       window.CityhubDevices.render();
+      window.CityhubReports.render();
     }
   }
 
@@ -132,6 +133,7 @@
     state.alerts.clear();
     state.lastEventId = null;
     window.CityhubDevices.stop();
+    window.CityhubReports.stop();
     $("#console-view").hidden = true;
     $("#login-view").hidden = false;
     $("#logout").hidden = true;
@@ -156,6 +158,7 @@
     renderAlerts();
     runStream(state.generation);
     window.CityhubDevices.start({ api, t, alerts: () => state.alerts });
+    window.CityhubReports.start({ api, t });
   }
 
   function renderWho() {

@@ -34,7 +34,7 @@ def test_romanian_and_english_have_the_same_keys_and_every_key_the_page_uses() -
     assert sorted(ro) == sorted(en)
     assert all(value.strip() for value in [*ro.values(), *en.values()])
     html = (STATIC / "index.html").read_text(encoding="utf-8")
-    scripts = "".join((STATIC / name).read_text(encoding="utf-8") for name in ("app.js", "devices.js"))
+    scripts = "".join((STATIC / name).read_text(encoding="utf-8") for name in ("app.js", "devices.js", "reports.js"))
     used = set(re.findall(r'data-i18n="([^"]+)"', html)) | set(re.findall(r'\bt\("([a-z_.]+)"', scripts))
     used |= {f"{family}.{value}" for family, values in FAMILIES.items() for value in values}
     assert used - set(en) == set()
@@ -58,7 +58,7 @@ async def test_page_is_gzipped_revalidated_and_names_its_files_by_version(consol
         again = await client.get("/console/", headers={"If-None-Match": page.headers["etag"]})
         assert (again.status_code, again.content) == (304, b"")
         names = re.findall(r'(?:src|href)="([a-z]+\.(?:js|css)\?v=[0-9a-f]{12})"', page.text)
-        assert sorted(n.split("?")[0] for n in names) == ["app.js", "devices.js", "style.css"]
+        assert sorted(n.split("?")[0] for n in names) == ["app.js", "devices.js", "reports.js", "style.css"]
         script = await client.get(f"/console/{names[0]}", headers={"Accept-Encoding": "identity"})
         assert script.headers["cache-control"] == "public, max-age=31536000, immutable"
         assert "content-encoding" not in script.headers

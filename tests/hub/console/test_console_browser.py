@@ -95,6 +95,8 @@ async def test_alert_from_the_ups_appears_live_is_acknowledged_and_a_viewer_has_
         operator = await open_console(chromium, console, "ion", errors)
         viewer = await open_console(chromium, console, "vera", errors)
         await expect(operator.locator("#alerts-empty")).to_be_visible()
+        # The week's figures (GET /reports/kpi) are drawn from the hub's own stores.
+        await expect(operator.locator("#reports .kpi-summary")).to_contain_text("devices managed", timeout=10_000)
         clock.start()
         async with ups_losing_mains(console, tmp_path):
             row = operator.locator('#alerts tr[data-rule="ups.on-battery"]')
@@ -129,6 +131,7 @@ async def test_alert_from_the_ups_appears_live_is_acknowledged_and_a_viewer_has_
         await expect(row.locator("td.state")).to_have_text("preluată (ion)")
         await expect(operator.locator("#live")).to_have_text("în direct")
         await expect(operator.locator("#critical-banner")).to_contain_text("Alertă critică nouă")
+        await expect(operator.locator("#reports-title")).to_have_text("Cifrele ultimelor 7 zile")
         await shot(operator, "console-romanian.png")
         await operator.context.close()
         await viewer.context.close()
