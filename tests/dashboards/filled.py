@@ -89,7 +89,7 @@ async def filled_database(
     db, root, hub_id = unique("boards_"), unique("root"), unique("hub-")
     settings = hub_settings(
         tmp_path, mosquitto.url, influx=influxdb, db=db, client_id=hub_id, mqtt={"topic_root": root},
-        alerts={"tags": ROOM_TAGS, "tick_s": 0.1}, selfstats={"interval_s": 0.5},
+        alerts={"tags": ROOM_TAGS, "tick_s": 0.1}, selfstats={"enabled": True, "interval_s": 0.5},
     )  # fmt: skip
     start_ms = int(time.time() * 1000)
     async with running_hub(settings) as hub:

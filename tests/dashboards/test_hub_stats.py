@@ -40,7 +40,7 @@ async def test_the_hub_writes_its_counters_devices_and_alerts_per_team(
     db, root, hub_id = unique("stats_"), unique("root"), unique("hub-")
     settings = hub_settings(
         tmp_path, mosquitto.url, influx=influxdb, db=db, client_id=hub_id, mqtt={"topic_root": root},
-        selfstats={"interval_s": 0.2},
+        selfstats={"enabled": True, "interval_s": 0.2},
     )  # fmt: skip
     async with running_hub(settings):
         device = DevicePublisher(
