@@ -92,6 +92,9 @@ def plan(site: str, device: str, point: str, start_ms: int, end_ms: int, step_ms
         step_ms = next((s for s in STEPS_MS if math.ceil(span / s) <= DEFAULT_BUCKETS), STEPS_MS[-1])
     if step_ms < MIN_STEP_MS:
         raise HistoryError("step must be at least 1 s")
+    # A step past the range is one bucket anyway; clamped, it never reaches a store as a number it cannot
+    # hold (SQLite's 64-bit integers, InfluxDB's durations).
+    step_ms = min(step_ms, span)
     query = HistoryQuery(site=site, device=device, point=point, start_ms=start_ms, end_ms=end_ms, step_ms=step_ms)
     if query.buckets > MAX_BUCKETS:
         least = math.ceil(span / MAX_BUCKETS / 1000)
