@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from hub.storage.sqlitedb import SqliteDatabase, transaction
 
@@ -40,6 +42,31 @@ class DeviceState:
     since_ms: int
     birth: str | None = None
     gateway: str | None = None  # 'site/device' of the edge agent it publishes through (from its birth)
+
+
+class DeviceInfo(Protocol):
+    """What readers of the registry (the API, the KPI reports) use of a device; DeviceState has it."""
+
+    @property
+    def site(self) -> str: ...
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def since_ms(self) -> int: ...
+
+
+class DeviceSource(Protocol):
+    """The hub's known devices (DeviceStates satisfies it)."""
+
+    def all(self) -> Sequence[DeviceInfo]: ...
 
 
 class DeviceStates:

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from cityhub.contract import TelemetryMessage
+from cityhub.contract import Reading, TelemetryMessage
 from cityhub.replay.observations import ContractMessage
 
 ScalarValue = float | bool | str | None
@@ -28,6 +28,14 @@ class LastValue:
     unit: str | None
     quality: str
     ts_ms: int
+
+    @classmethod
+    def of(cls, reading: Reading) -> LastValue:
+        """The reading as the API shows it."""
+        return cls(
+            point=reading.metric, value=reading.value, unit=reading.unit, quality=reading.quality.value,
+            ts_ms=reading.ts,
+        )  # fmt: skip
 
     def as_dict(self) -> dict[str, ScalarValue | int]:
         """As JSON."""
@@ -56,8 +64,9 @@ class LastValues:
     def __init__(self, *, max_devices: int = 50_000, max_points: int = 512) -> None:
         self.max_devices = max_devices
         self.max_points = max_points
-        # Least recently updated device first, so eviction is O(1).
-        self._devices: OrderedDict[tuple[str, str], tuple[str, dict[str, LastValue]]] = OrderedDict()
+        # Least recently updated device first, so eviction is O(1). The readings are the contract's own,
+        # kept as they came (immutable): observing a message copies nothing; ``get`` builds the views.
+        self._devices: OrderedDict[tuple[str, str], tuple[str, dict[str, Reading]]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._devices)
@@ -71,14 +80,11 @@ class LastValues:
         points = entry[1] if entry else {}
         for reading in message.readings:
             kept = points.get(reading.metric)
-            if kept is not None and kept.ts_ms > reading.ts:
+            if kept is not None and kept.ts > reading.ts:
                 continue
             if kept is None and len(points) >= self.max_points:
-                del points[min(points.values(), key=lambda v: v.ts_ms).point]
-            points[reading.metric] = LastValue(
-                point=reading.metric, value=reading.value, unit=reading.unit, quality=reading.quality.value,
-                ts_ms=reading.ts,
-            )  # fmt: skip
+                del points[min(points.values(), key=lambda r: r.ts).metric]
+            points[reading.metric] = reading
         self._devices[key] = (message.kind, points)
         self._devices.move_to_end(key)
         while len(self._devices) > self.max_devices:
@@ -90,7 +96,7 @@ class LastValues:
         if entry is None:
             return None
         kind, points = entry
-        values = tuple(sorted(points.values(), key=lambda v: v.point))
+        values = tuple(LastValue.of(r) for r in sorted(points.values(), key=lambda r: r.metric))
         return DeviceValues(site=site, device=device, kind=kind, values=values)
 
 

@@ -299,8 +299,8 @@ class Hub:
 
     async def _serve_http(self) -> None:
         app = create_app(self.metrics.registry, self.health, title="cityhub hub")
+        mount_console(app, self.alerts, self.metrics.registry)  # first: its /alerts/stream before /alerts/{id}
         build_api(app, self.api, routers=[registrations.router, alerts.router, reports.router])
-        mount_console(app, self.alerts, self.metrics.registry)
         app.state.cityhub_kpi = source_for(self.settings, self.devices)
         if self.alerts is not None:
             app.state.cityhub_alerts = self.alerts

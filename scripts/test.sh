@@ -17,6 +17,7 @@ command -v snmpget >/dev/null 2>&1 || missing+=(snmp)  # net-snmp's snmpget/snmp
 command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)  # the registration flow by hand
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # the broker bootstrap's test CA
 [ -x /usr/bin/chromium ] || missing+=(chromium)  # the operator console's browser tests (headless, through Playwright)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)  # verifies the deploy/systemd units
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq

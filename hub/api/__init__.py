@@ -5,7 +5,8 @@ Wiring (hub.service): ``HubApi.in_dir(settings.api, data_dir, devices=...)``, ``
 """
 
 from hub.api.app import build_api
-from hub.api.context import DeviceSource, HubApi
+from hub.api.context import HubApi
 from hub.api.settings import ApiSettings
+from hub.devices import DeviceSource
 
 __all__ = ["ApiSettings", "DeviceSource", "HubApi", "build_api"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -17,35 +17,11 @@ from hub.api.roles import Principal, Role, scope_for
 from hub.api.settings import ApiSettings, weakness
 from hub.api.users import User, UserStore
 from hub.audit import AuditLog
+from hub.devices import DeviceSource  # re-exported for the routers
 from hub.lastvalues import DeviceValues
 from hub.storage.history import HistoryReader
 
 log = logging.getLogger(__name__)
-
-
-class DeviceInfo(Protocol):
-    """What the devices router shows of a device (hub.devices.DeviceState has it)."""
-
-    @property
-    def site(self) -> str: ...
-
-    @property
-    def device(self) -> str: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def state(self) -> str: ...
-
-    @property
-    def since_ms(self) -> int: ...
-
-
-class DeviceSource(Protocol):
-    """The hub's known devices (hub.devices.DeviceStates satisfies it)."""
-
-    def all(self) -> Sequence[DeviceInfo]: ...
 
 
 class ValueSource(Protocol):

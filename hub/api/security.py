@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from hub.api.context import HubApi
-from hub.api.errors import forbidden, not_authenticated, not_found
+from hub.api.errors import ApiError, forbidden, not_authenticated, not_found
 from hub.api.roles import PERMISSIONS, Permission, Principal, Role, Scope
 from hub.audit import AuditEntry, Outcome
 
@@ -41,6 +41,7 @@ __all__ = [
     "current_user",
     "ensure_in_scope",
     "get_api",
+    "hub_part",
     "require",
 ]
 
@@ -56,6 +57,23 @@ def get_api(request: Request) -> HubApi:
 
 
 ApiDep = Annotated[HubApi, Depends(get_api)]
+
+T = TypeVar("T")
+
+
+def hub_part(attribute: str, kind: type[T], code: str, message: str) -> Callable[[Request], T]:
+    """A dependency giving the part of the hub the app carries as ``app.state.<attribute>`` (its alerting,
+    registrar, reports...); 503 ``code`` on a hub that does not run that part."""
+
+    def get(request: Request) -> T:
+        part = getattr(request.app.state, attribute, None)
+        if not isinstance(part, kind):
+            raise ApiError(503, code, message)
+        return part
+
+    return get
+
+
 BearerToken = Annotated[str | None, Depends(bearer_scheme)]
 
 

@@ -1,6 +1,6 @@
 """The operator console: a single page at ``/console/`` and the live alert stream it reads.
 
-Wiring (hub.service, after ``build_api``)::
+Wiring (hub.service, before ``build_api``)::
 
     mount_console(app, hub.alerts, registry=hub.metrics.registry)
 
@@ -28,17 +28,16 @@ def mount_console(
     registry: CollectorRegistry | None = None,
     config: StreamConfig | None = None,
 ) -> AlertBroadcaster | None:
-    """Serve the console and, when alerting is on, ``GET /api/v1/alerts/stream`` fed by ``alerts``."""
+    """Serve the console and, when alerting is on, ``GET /api/v1/alerts/stream`` fed by ``alerts``.
+
+    Call it before ``build_api``: routes match in the order they were added, and the alerts router's
+    ``/alerts/{alert_id}`` would otherwise take ``/alerts/stream`` for an alert id.
+    """
     app.include_router(console_router(load_assets()))
     broadcaster = None
     if alerts is not None:
         broadcaster = AlertBroadcaster(config, registry)
         alerts.listeners.append(broadcaster.publish)
         app.state.cityhub_console_stream = broadcaster
-    before = len(app.router.routes)
     app.include_router(stream_router, prefix=PREFIX)
-    # /alerts/stream must be matched before the alerts router's /alerts/{alert_id}, which came first.
-    added = app.router.routes[before:]
-    del app.router.routes[before:]
-    app.router.routes[0:0] = added
     return broadcaster

@@ -36,14 +36,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from cityhub.contract.alerts import AlertMessage
 from hub.api.context import HubApi
-from hub.api.errors import ApiError
-from hub.api.security import ApiDep, BearerToken, Permission, Principal, Scope, require
+from hub.api.security import ApiDep, BearerToken, Permission, Principal, Scope, hub_part, require
 
 router = APIRouter(tags=["alerts"])
 
@@ -199,12 +198,9 @@ class StillAuthorised:
         return await self.api.users.resolve_token(self.token) is not None
 
 
-def get_broadcaster(request: Request) -> AlertBroadcaster:
-    """The hub's alert broadcaster (503 when alerting is disabled on this hub)."""
-    broadcaster: AlertBroadcaster | None = getattr(request.app.state, "cityhub_console_stream", None)
-    if broadcaster is None:
-        raise ApiError(503, "alerts_disabled", "alerting is not enabled on this hub")
-    return broadcaster
+get_broadcaster = hub_part(
+    "cityhub_console_stream", AlertBroadcaster, "alerts_disabled", "alerting is not enabled on this hub"
+)
 
 
 @router.get("/alerts/stream", summary="Alert transitions as they happen (server-sent events)")

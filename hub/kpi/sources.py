@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from hub.config import HubSettings
+from hub.devices import DeviceSource
 from hub.errors import StoreRejected, StoreUnavailable
 from hub.kpi.errors import SourceError
 from hub.kpi.model import AlertChange, AlertFacts, KnownDevice, KpiData, StatusChange
@@ -39,31 +40,6 @@ _HISTORY_SQL = (
     "SELECT h.alert_id, h.ts_ms, h.event, h.actor FROM alert_history h JOIN alerts a ON a.id = h.alert_id "
     "WHERE a.fired_ms < ? AND h.event IN ('firing', 'reopened', 'acknowledged', 'resolved') ORDER BY h.id"
 )
-
-
-class DeviceInfo(Protocol):
-    """A device as the hub's registry keeps it (hub.devices.DeviceState)."""
-
-    @property
-    def site(self) -> str: ...
-
-    @property
-    def device(self) -> str: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def state(self) -> str: ...
-
-    @property
-    def since_ms(self) -> int: ...
-
-
-class DeviceList(Protocol):
-    """The hub's live registry (hub.devices.DeviceStates)."""
-
-    def all(self) -> Sequence[DeviceInfo]: ...
 
 
 class StatusReader(Protocol):
@@ -193,7 +169,7 @@ async def read_alerts(path: Path, period: Period) -> tuple[list[AlertFacts], lis
 class KpiSource:
     """The hub's data directory and time-series store, as one source of report data."""
 
-    def __init__(self, data_dir: Path, statuses: StatusReader, devices: DeviceList | None = None) -> None:
+    def __init__(self, data_dir: Path, statuses: StatusReader, devices: DeviceSource | None = None) -> None:
         self.data_dir = data_dir
         self.statuses = statuses
         self._devices = devices  # the running hub's registry; else its file is read
@@ -214,7 +190,7 @@ class KpiSource:
         return KpiData(devices=tuple(devices), changes=tuple(changes), alerts=tuple(alerts), history=tuple(history))
 
 
-def source_for(settings: HubSettings, devices: DeviceList | None = None) -> KpiSource:
+def source_for(settings: HubSettings, devices: DeviceSource | None = None) -> KpiSource:
     """The source a hub with ``settings`` keeps its data in (its registry ``devices`` when it runs)."""
     influx = settings.influx
     if not influx.url:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agenttools import agent_config, running_agent, write_agent_config
-from golden.scenario_run import Case, _devices
+from golden.scenario_run import CAMERA_SITES, Case, scenario_devices
 from hubtools import hub_flow, hub_settings, metric_value, running_hub, wait_for
 from services import InfluxDBServer, MosquittoServer
 from testkit import unique
@@ -34,7 +34,7 @@ CASES = (
         speed=6.0,
         poll_s=0.5,
         tail_s=0,
-        sites={"bastion-gate": "bastion", "palace-court": "palace"},
+        sites=CAMERA_SITES,
     ),
 )
 ROOM_TAGS = {"cjt-server-room/room-1": ["server-room"]}
@@ -55,7 +55,7 @@ async def _play(case: Case, tmp_path: Path, mqtt_url: str, root: str) -> None:
     """One scenario: its simulators and its own edge agent, from start to end."""
     scenario = load_scenario(case.scenario)
     done = asyncio.Event()
-    async with _devices(scenario, case, done) as (entries, play), asyncio.TaskGroup() as tasks:
+    async with scenario_devices(scenario, case, done) as (entries, play), asyncio.TaskGroup() as tasks:
         extra, *devices = entries
         lines = {"sim": extra.pop("line_port")} if "line_port" in extra else {}
         workdir = tmp_path / case.scenario

@@ -39,6 +39,10 @@ FAST_CAMERA = {
 }  # fmt: skip
 
 
+#: The camera-offline scenario's cameras by site: the Theresia Bastion and the Administrative Palace.
+CAMERA_SITES = {"bastion-gate": "bastion", "palace-court": "palace"}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Case:
     """A shipped scenario, the rule pack it exercises, and how fast it is played."""
@@ -111,7 +115,7 @@ async def _collect_alerts(mqtt_url: str, root: str, into: list[AlertMessage], st
 
 
 @contextlib.asynccontextmanager
-async def _devices(scenario: Scenario, case: Case, stop: asyncio.Event) -> AsyncIterator[tuple[list[Any], Any]]:
+async def scenario_devices(scenario: Scenario, case: Case, stop: asyncio.Event) -> AsyncIterator[tuple[list[Any], Any]]:
     """The scenario's simulators; yields the agent's device entries and a coroutine factory that plays it."""
     kinds = {device.driver for device in scenario.devices.values()}
     if kinds == {"modbus"}:
@@ -168,7 +172,7 @@ async def run_live(case: Case, tmp_path: Path, mosquitto: MosquittoServer, recor
     )  # fmt: skip
     hub = Hub(settings, alert_clock_ms=clock)
     done = asyncio.Event()
-    async with asyncio.TaskGroup() as tasks, _devices(scenario, case, done) as (entries, play):
+    async with asyncio.TaskGroup() as tasks, scenario_devices(scenario, case, done) as (entries, play):
         hub_task = tasks.create_task(hub.run(stop))
         await asyncio.wait_for(hub.ready.wait(), 20)
         tasks.create_task(_collect_alerts(mosquitto.url, root, result.alerts, stop))

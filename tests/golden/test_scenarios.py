@@ -24,7 +24,7 @@ from cityhub.replay.recording import read_recording
 from cityhub.replay.replay import replay
 from rules.loader import load_rules
 
-from .scenario_run import Case, on_time, run_live
+from .scenario_run import CAMERA_SITES, Case, on_time, run_live
 
 UPDATE = os.environ.get("CITYHUB_UPDATE_GOLDEN") == "1"
 CASES = [
@@ -36,7 +36,7 @@ CASES = [
         speed=4.0,
         poll_s=0.5,
         tail_s=8,
-        sites={"bastion-gate": "bastion", "palace-court": "palace"},
+        sites=CAMERA_SITES,
     ),
     Case(
         scenario="server-room-overheating",

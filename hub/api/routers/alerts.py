@@ -18,7 +18,7 @@ from hub.alerts.store import Alert, AlertQuery
 from hub.api.context import HubApi
 from hub.api.errors import ApiError
 from hub.api.pagination import Limit, Offset
-from hub.api.security import ApiDep, Permission, Principal, ensure_in_scope, require
+from hub.api.security import ApiDep, Permission, Principal, ensure_in_scope, hub_part, require
 from hub.audit import Outcome
 from rules.durations import seconds
 from rules.errors import RuleError
@@ -34,14 +34,7 @@ Comment = Annotated[str | None, Body(embed=True, max_length=1024, pattern=r"^[^\
 States = Literal["firing", "acknowledged", "resolved"]
 
 
-def get_alerts(request: Request) -> AlertService:
-    """The hub's alerting (503 when alerting is disabled on this hub)."""
-    service: AlertService | None = getattr(request.app.state, "cityhub_alerts", None)
-    if service is None:
-        raise ApiError(503, "alerts_disabled", "alerting is not enabled on this hub")
-    return service
-
-
+get_alerts = hub_part("cityhub_alerts", AlertService, "alerts_disabled", "alerting is not enabled on this hub")
 AlertsDep = Annotated[AlertService, Depends(get_alerts)]
 
 

@@ -14,10 +14,11 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
 from cityhub.contract.topics import ID_PATTERN
-from hub.api.context import DeviceInfo, DeviceSource, HubApi
+from hub.api.context import HubApi
 from hub.api.errors import ApiError, not_found
 from hub.api.pagination import Limit, Offset, Page, page
 from hub.api.security import ApiDep, Permission, Principal, ensure_in_scope, require
+from hub.devices import DeviceInfo, DeviceSource
 from hub.errors import StoreUnavailable
 from hub.storage.history import MAX_BUCKETS, HistoryError, plan
 from rules.durations import seconds

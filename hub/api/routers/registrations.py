@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from hub.api.errors import ApiError
-from hub.api.security import ApiDep, Permission, Principal, ensure_in_scope, require
+from hub.api.security import ApiDep, Permission, Principal, ensure_in_scope, hub_part, require
 from hub.registry.registrar import Registrar, RegistryError
 from hub.registry.store import Registration
 
@@ -25,14 +25,9 @@ Revoker = Annotated[Principal, Depends(require(Permission.DEVICES_REVOKE))]
 Reason = Annotated[str | None, Body(embed=True, max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
-def get_registrar(request: Request) -> Registrar:
-    """The hub's registrar (503 when registration is not enabled on this hub)."""
-    registrar: Registrar | None = getattr(request.app.state, "cityhub_registrar", None)
-    if registrar is None:
-        raise ApiError(503, "registration_disabled", "registration is not enabled on this hub")
-    return registrar
-
-
+get_registrar = hub_part(
+    "cityhub_registrar", Registrar, "registration_disabled", "registration is not enabled on this hub"
+)
 RegistrarDep = Annotated[Registrar, Depends(get_registrar)]
 
 

@@ -11,10 +11,10 @@ import asyncio
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from hub.api.errors import ApiError
-from hub.api.security import Permission, Principal, require
+from hub.api.security import Permission, Principal, hub_part, require
 from hub.kpi import KpiSource, PeriodError, SourceError, parse_period
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -23,14 +23,7 @@ ReportsReader = Annotated[Principal, Depends(require(Permission.REPORTS_READ))]
 _INSTANT = "an ISO date or date-time, e.g. 2026-01-01 or 2026-01-01T08:00+02:00 (a date is its midnight, Bucharest)"
 
 
-def get_source(request: Request) -> KpiSource:
-    """The hub's report data (503 when this hub does not serve reports)."""
-    source: KpiSource | None = getattr(request.app.state, "cityhub_kpi", None)
-    if source is None:
-        raise ApiError(503, "unavailable", "reports are not available on this hub")
-    return source
-
-
+get_source = hub_part("cityhub_kpi", KpiSource, "unavailable", "reports are not available on this hub")
 SourceDep = Annotated[KpiSource, Depends(get_source)]
 
 

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from hub.api.context import DeviceInfo, HubApi
+from hub.api.context import HubApi
 from hub.api.errors import ApiError
 from hub.api.pagination import Limit, Offset, Page, page
 from hub.api.security import ApiDep, Permission, Principal, require
+from hub.devices import DeviceInfo
 
 router = APIRouter(prefix="/sites", tags=["sites"])
 

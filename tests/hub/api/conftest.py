@@ -3,6 +3,7 @@ last values fed with one reading per device, history from a real embedded store 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from hub.api.users import UserStore
 from hub.audit import AuditLog
 from hub.ingest import telemetry_points
 from hub.lastvalues import LastValues
-from hub.storage.history import SqliteHistory
+from hub.storage.history import HistoryReader, SqliteHistory
 from hub.storage.sqlite_store import SqliteStore
 
 CLIENT_IP = "203.0.113.7"
@@ -150,10 +151,17 @@ def settings() -> ApiSettings:
     return api_settings()
 
 
-@pytest.fixture
-async def api(
-    tmp_path: Path, clock: Clock, settings: ApiSettings, timeseries: SqliteStore, last_values: LastValues
+@contextlib.asynccontextmanager
+async def open_api(
+    tmp_path: Path,
+    clock: Clock,
+    settings: ApiSettings,
+    *,
+    devices: Devices,
+    values: LastValues,
+    history: HistoryReader,
 ) -> AsyncIterator[HubApi]:
+    """An API over real SQLite users and audit files in ``tmp_path``, on the test clock, open for the block."""
     limits = LoginLimits(
         window_s=settings.login_window_s,
         per_user=settings.login_max_failures_per_user,
@@ -163,16 +171,24 @@ async def api(
         settings,
         users=UserStore(tmp_path / "users.sqlite", hasher=FAST_HASHER, clock=clock),
         audit=AuditLog(tmp_path / "audit.sqlite", clock=clock),
-        devices=Devices(DEVICES),
-        values=last_values,
-        history=SqliteHistory(timeseries),
-        limiter=LoginLimiter(limits, clock=clock),
-    )
+        devices=devices, values=values, history=history, limiter=LoginLimiter(limits, clock=clock),
+    )  # fmt: skip
     await hub_api.open()
     try:
         yield hub_api
     finally:
         await hub_api.aclose()
+
+
+@pytest.fixture
+async def api(
+    tmp_path: Path, clock: Clock, settings: ApiSettings, timeseries: SqliteStore, last_values: LastValues
+) -> AsyncIterator[HubApi]:
+    history = SqliteHistory(timeseries)
+    async with open_api(
+        tmp_path, clock, settings, devices=Devices(DEVICES), values=last_values, history=history
+    ) as api:
+        yield api
 
 
 @pytest.fixture

@@ -23,17 +23,14 @@ from testkit import unique
 from cityhub.contract import MessageKind, Quality, Reading, TelemetryMessage, Topics
 from cityhub.mqtt import BrokerAddress, MqttSession, SessionOptions
 from hub.api import ApiSettings, HubApi
-from hub.api.ratelimit import LoginLimiter, LoginLimits
 from hub.api.roles import Role
-from hub.api.users import UserStore
-from hub.audit import AuditLog
 from hub.ingest import telemetry_points
 from hub.lastvalues import LastValues
 from hub.storage.history import HistoryReader, SqliteHistory, influx_history
 from hub.storage.influx import InfluxV1Writer
 from hub.storage.lineprotocol import Point, encode_points
 from hub.storage.sqlite_store import SqliteStore
-from tests.hub.api.conftest import DEVICES, FAST_HASHER, Account, Clock, Device, Devices
+from tests.hub.api.conftest import DEVICES, Account, Clock, Device, Devices, open_api
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 S = 1000
@@ -128,21 +125,9 @@ def history(request: pytest.FixtureRequest) -> HistoryReader:
 @pytest.fixture
 async def api(tmp_path: Path, clock: Clock, settings: ApiSettings, history: HistoryReader) -> AsyncIterator[HubApi]:
     """conftest's API (its users, clock, devices and the `client` and `accounts` fixtures), with this history."""
-    limits = LoginLimits(window_s=60, per_user=3, per_ip=6)
-    hub_api = HubApi(
-        settings,
-        users=UserStore(tmp_path / "users.sqlite", hasher=FAST_HASHER, clock=clock),
-        audit=AuditLog(tmp_path / "audit.sqlite", clock=clock),
-        devices=Devices([*DEVICES, *LOOKALIKES]),
-        values=LastValues(),
-        history=history,
-        limiter=LoginLimiter(limits, clock=clock),
-    )
-    await hub_api.open()
-    try:
-        yield hub_api
-    finally:
-        await hub_api.aclose()
+    devices = Devices([*DEVICES, *LOOKALIKES])
+    async with open_api(tmp_path, clock, settings, devices=devices, values=LastValues(), history=history) as api:
+        yield api
 
 
 @pytest.fixture

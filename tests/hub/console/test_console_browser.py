@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from agenttools import agent_config, running_agent, write_agent_config
-from golden.scenario_run import Case, ScaledClock, _devices
+from golden.scenario_run import Case, ScaledClock, scenario_devices
 from playwright.async_api import Browser, Page, async_playwright, expect
 from services import MosquittoServer
 from testkit import unique
@@ -70,7 +70,7 @@ async def shot(page: Page, name: str) -> None:
 async def ups_losing_mains(console: ConsoleHub, tmp_path: Path) -> AsyncIterator[None]:
     """The UPS scenario played at UPS.speed through a real agent, for the block."""
     done = asyncio.Event()
-    async with _devices(load_scenario(UPS.scenario), UPS, done) as (entries, play):
+    async with scenario_devices(load_scenario(UPS.scenario), UPS, done) as (entries, play):
         extra, *devices = entries
         config = agent_config(
             tmp_path / "agent", agent_id=unique("edge-"), mqtt_url=console.hub.settings.mqtt.url,
