@@ -72,7 +72,7 @@ class HubProcess(CityhubProcess):
         """What to read when a stream stalls: the hub's flow counters, its log, the servers' logs."""
         try:
             text = urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5).read().decode()
-            wanted = r"^cityhub_hub_(messages_received|messages_unacked|points|spool|store|mqtt)\S* \S+$"
+            wanted = r"^cityhub_hub_(?:messages_received|messages_unacked|points|spool|store|mqtt)\S* \S+$"
             flow = "\n".join(re.findall(wanted, text, re.M))
         except OSError as exc:
             flow = f"(no metrics: {exc})"

@@ -84,6 +84,22 @@ class CityhubProcess:
         answer = self.get("/health")
         return json.loads(answer[1]) if answer is not None else None
 
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        """Block until ``/health`` says ok (for the hub: connected and subscribed), or fail with the log.
+
+        A fixed sleep is not enough: on a loaded CI machine the interpreter alone can take seconds to start,
+        and whatever is published before the hub's persistent session exists is, rightly, not kept for it.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise AssertionError(f"cityhub {self.command} exited while starting:\n{self.log_tail()}")
+            report = self.health()
+            if report is not None and report.get("status") == "ok":
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"cityhub {self.command} not ready after {timeout_s} s:\n{self.log_tail()}")
+
     def metric(self, name: str, labels: str = "") -> float | None:
         """A sample of ``/metrics`` (``labels`` as written there: ``reason="overflow"``), None if absent."""
         answer = self.get("/metrics")

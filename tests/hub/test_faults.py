@@ -65,7 +65,10 @@ async def wait_stored(influxdb: InfluxDBServer, db: str, expected: int, timeout_
     async def done() -> bool:
         return stored(influxdb, db) >= expected
 
-    await wait_for(done, timeout_s, f"{expected} points in InfluxDB (have {stored(influxdb, db)})")
+    try:
+        await wait_for(done, timeout_s, f"{expected} points in InfluxDB")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} (have {stored(influxdb, db)})") from None  # the count at the end
     await asyncio.sleep(1.0)  # anything stored twice would show up now
     assert stored(influxdb, db) == expected
 
@@ -138,7 +141,8 @@ async def test_hub_sigkilled_mid_stream_loses_nothing_and_stores_nothing_twice(
     hub.start()
     try:
         stream = Stream(mosquitto.url, Topics(root))
-        await asyncio.sleep(1.5)  # the hub's persistent session exists before the first message
+        # The hub's persistent session must exist before the first message, or the broker keeps nothing for it.
+        await asyncio.to_thread(hub.wait_ready)
         await stream.start()
         publishing = asyncio.create_task(stream.publish(600, interval_s=0.005))
 

@@ -148,7 +148,7 @@ def test_hostile_input_is_rejected_and_counted_while_valid_traffic_is_stored(
     hub.start()
     publisher = Publisher(mosquitto.port)
     try:
-        time.sleep(1.5)
+        hub.wait_ready()  # subscribed: nothing published below is sent before the hub can receive it
         now = int(time.time() * 1000)
         expected: Counter[str] = Counter()
         good = {"seq": 0}
