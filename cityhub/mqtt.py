@@ -244,6 +244,16 @@ class MqttSession:
         """Whether the session is connected now."""
         return self._connected.is_set()
 
+    @property
+    def connection(self) -> int:
+        """Which connection this is: 1 for the first, one more at each reconnection (counted at CONNACK).
+
+        paho sends again the QoS 1 messages still in flight *after* it reports a new connection, so a
+        publish made in between goes out ahead of them; a caller that promises order compares this
+        number with the one it noted when it published (edge_agent/forwarder.py).
+        """
+        return self._connection
+
     async def wait_connected(self, timeout_s: float) -> None:
         """Wait until connected, or raise MqttError."""
         try:

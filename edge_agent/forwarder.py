@@ -23,7 +23,10 @@ Acknowledgements and order
 Up to ``window`` messages are in flight (published, PUBACK awaited), sent in id order; acknowledged
 messages are removed from the queue in that order. While the session is disconnected nothing new is
 published; paho resends the messages already in flight after reconnecting, in order, and their PUBACKs
-then complete them, however long the outage was. A message without PUBACK after ``ack_timeout_s`` *of
+then complete them, however long the outage was. paho resends them only after it has reported the new
+connection, so a message published in that gap would overtake them: after a reconnection the forwarder
+publishes nothing new until every message in flight from an earlier connection is acknowledged (one
+round trip to the broker). A message without PUBACK after ``ack_timeout_s`` *of
 connected time* (a broker that is stuck, or lost it) makes the forwarder rewind: every message from that
 one on is published again, in order (counted in ``republished``). QoS 1 is at least once: a message in
 flight when the connection drops, or a rewind, can reach the broker twice, at most ``window`` of them each
@@ -75,6 +78,7 @@ class _InFlight:
     queued: QueuedMessage
     historical: bool
     sent_at: float  # time.monotonic()
+    connection: int  # MqttSession.connection when it was published
     task: asyncio.Task[None]
 
 
@@ -180,11 +184,15 @@ class Forwarder:
             await self._bucket.take()
             if not self.session.connected:
                 break  # the rest waits in _ready for the next connection
+            if self._in_flight and self._in_flight[0].connection != self.session.connection:
+                break  # paho sends those again on this connection: nothing may overtake them
             queued = self._ready.popleft()
             m = queued.message
             publish = self.session.publish(m.topic, m.payload, qos=m.qos, retain=m.retain, timeout_s=_PUBLISH_TIMEOUT_S)
             historical = queued.is_historical(self.queue.clock(), self.historical_after_s)
-            self._in_flight.append(_InFlight(queued, historical, time.monotonic(), asyncio.create_task(publish)))
+            connection = self.session.connection  # read before the publish: a reconnection after it only waits more
+            task = asyncio.create_task(publish)
+            self._in_flight.append(_InFlight(queued, historical, time.monotonic(), connection, task))
             self._cursor = queued.id
             sent += 1
         return sent

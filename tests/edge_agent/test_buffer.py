@@ -352,6 +352,45 @@ async def test_broker_restart_mid_drain_loses_nothing_and_keeps_first_arrivals_i
     assert forwarder.stats.republished == 0  # the PUBACK timeout counts connected time only
 
 
+async def test_after_a_reconnection_nothing_new_overtakes_the_messages_paho_sends_again(
+    tmp_path: Path, fresh_mosquitto: MosquittoServer
+) -> None:
+    """paho tells of a new connection (on_connect) before it sends again the messages still in flight.
+
+    A publish made in between goes out first. The test widens that gap, as a loaded machine does now and
+    then, and checks that the forwarder holds new messages back until the old ones are acknowledged.
+    """
+    root = unique("t")
+    queue = queue_at(tmp_path / "q.sqlite")
+    sub = subscriber(fresh_mosquitto.url, f"{root}/#")
+    pub = session(fresh_mosquitto.url, unique("agent-"))
+    database = fresh_mosquitto.workdir / "mosquitto.db"
+    assert fresh_mosquitto.pid is not None
+    async with queue, sub, pub:
+        subscribed_at = time.time()
+        # The broker saves its state every second: the subscriber's session must be on disk before the crash.
+        await wait_until(lambda: database.exists() and database.stat().st_mtime > subscribed_at + 0.1, 10, "a save")
+        await queue.append_many([message(i, f"{root}/x") for i in range(500)])
+        os.kill(fresh_mosquitto.pid, signal.SIGSTOP)  # connected, reading nothing: no PUBACK comes
+        forwarder = Forwarder(queue, pub, rate=100, window=256, ack_timeout_s=60)
+        async with forwarding(forwarder):
+            # Some messages in flight, the window far from full: the forwarder is still publishing.
+            await wait_until(lambda: forwarder.in_flight >= 20, 10, "messages in flight")
+            await asyncio.to_thread(fresh_mosquitto.kill)  # what it had not read is gone: paho sends it again
+            client = pub._client  # the seam: paho's own on_connect hook, to hold its thread after it
+            tell = client.on_connect
+
+            def slow_on_connect(*args: object) -> None:
+                tell(*args)  # type: ignore[misc]
+                time.sleep(0.3)  # paho's thread, between on_connect and sending the messages in flight again
+
+            client.on_connect = slow_on_connect
+            await asyncio.to_thread(fresh_mosquitto.start)
+            payloads = await receive(sub, 500, 60)
+            await wait_until(lambda: queue.depth.messages == 0, 30, "an empty queue")
+    assert list(dict.fromkeys(payloads)) == expected(range(500))  # every message, first copies in order
+
+
 async def test_missing_pubacks_make_the_forwarder_send_again_in_order(
     tmp_path: Path, fresh_mosquitto: MosquittoServer
 ) -> None:
