@@ -72,9 +72,23 @@ def _table(entries: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
+def _listing(client: httpx.Client, waiting: bool) -> httpx.Response:
+    """Every page of the list, folded into the last answer (so errors and the JSON output stay as they were)."""
+    items: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        answer = client.get("/api/v1/registrations", params={"waiting": waiting, "limit": 1000, "offset": offset})
+        if answer.status_code >= 400:
+            return answer
+        body = answer.json()
+        items += body["items"]
+        offset = body["next_offset"]
+    return httpx.Response(200, json=items, request=answer.request)
+
+
 def _call(client: httpx.Client, args: argparse.Namespace) -> httpx.Response:
     if args.action == "list":
-        return client.get("/api/v1/registrations", params={"waiting": not args.all})
+        return _listing(client, waiting=not args.all)
     site, _, device = args.device.partition("/")
     if not site or not device:
         raise SystemExit("cityhub registrations: name the device as SITE/DEVICE")

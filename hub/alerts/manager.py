@@ -13,7 +13,7 @@ import asyncio
 import fnmatch
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -80,7 +80,7 @@ class AlertManager:
     async def load(self) -> None:
         """Read the open alerts and the silences (after a restart)."""
         self._open = {(a.rule, a.site, a.device): a for a in await self.store.open_alerts()}
-        self._silences = await self.store.silences()
+        await self._reload_silences()
 
     @property
     def open_alerts(self) -> list[Alert]:
@@ -221,7 +221,7 @@ class AlertManager:
         """Mute matching alerts' notifications from now for ``duration_s``."""
         now = self._clock_ms()
         silence = await self.store.add_silence(matchers, now, now + int(duration_s * 1000), author, comment, now)
-        self._silences = await self.store.silences()
+        await self._reload_silences()
         return silence
 
     async def expire_silence(self, silence_id: str, by: str) -> Silence:
@@ -229,12 +229,17 @@ class AlertManager:
         silence = await self.store.expire_silence(silence_id, by, self._clock_ms())
         if silence is None:
             raise AlertError(404, "no such silence")
-        self._silences = await self.store.silences()
+        await self._reload_silences()
         return silence
 
-    def silences(self) -> Sequence[Silence]:
-        """Every silence, newest first."""
-        return list(self._silences)
+    async def silences(self, *, ended: bool | None = None, limit: int, offset: int = 0) -> list[Silence]:
+        """A page of silences, newest first: all, those still to end (``ended=False``) or those over."""
+        return await self.store.silences(at_ms=self._clock_ms(), ended=ended, limit=limit, offset=offset)
+
+    async def _reload_silences(self) -> None:
+        # Only silences still to end can mute anything; the ones over stay in the store for the record.
+        # Those over since the reload are skipped by Silence.active.
+        self._silences = await self.store.silences(at_ms=self._clock_ms(), ended=False)
 
     def _tell(self, notice: Notice) -> None:
         if notice.alert.muted_by is not None and notice.event != RESOLVED:

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS silences (
     created_ms INTEGER NOT NULL,
     expired_by TEXT
 );
+CREATE INDEX IF NOT EXISTS silences_by_end ON silences (ends_ms);
 CREATE TABLE IF NOT EXISTS engine_state (
     id INTEGER PRIMARY KEY CHECK (id = 1), saved_ms INTEGER NOT NULL, state TEXT NOT NULL
 );
@@ -292,12 +293,31 @@ class AlertStore:
         """End a silence now; None if there is no such silence."""
         sql = "UPDATE silences SET expired_by=?, ends_ms=MIN(ends_ms, ?) WHERE id=? AND expired_by IS NULL"
         await self._db.run(lambda c: c.execute(sql, (by, now_ms, silence_id)))
-        return next((s for s in await self.silences() if s.id == silence_id), None)
+        found = await self._silences("WHERE id = ?", (silence_id,))
+        return found[0] if found else None
 
-    async def silences(self) -> list[Silence]:
-        """Every silence, newest first."""
-        sql = "SELECT id, matchers, starts_ms, ends_ms, author, comment, created_ms, expired_by FROM silences"
-        rows = await self._db.run(lambda c: c.execute(sql + " ORDER BY created_ms DESC").fetchall())
+    async def silences(
+        self, *, at_ms: int | None = None, ended: bool | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Silence]:
+        """Silences, newest first: all of them, or (given ``at_ms``) those still to end (``ended=False``) or over.
+
+        Silences are kept for ever (they explain why an alert was not notified), so callers that only
+        need the ones in force ask for those and the index on ``ends_ms`` keeps that cheap after years.
+        """
+        clauses: list[str] = []
+        args: list[Any] = []
+        if at_ms is not None and ended is not None:
+            clauses.append("ends_ms <= ?" if ended else "ends_ms > ?")
+            args.append(at_ms)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        tail = " LIMIT ? OFFSET ?" if limit is not None else ""
+        if limit is not None:
+            args += [limit, offset]
+        return await self._silences(f"{where} ORDER BY created_ms DESC, id{tail}", tuple(args))
+
+    async def _silences(self, clause: str, args: tuple[Any, ...]) -> list[Silence]:
+        sql = f"SELECT id, matchers, starts_ms, ends_ms, author, comment, created_ms, expired_by FROM silences {clause}"
+        rows = await self._db.run(lambda c: c.execute(sql, args).fetchall())
         return [
             Silence(
                 id=r[0], matchers=json.loads(r[1]), starts_ms=r[2], ends_ms=r[3], author=r[4], comment=r[5],

@@ -31,3 +31,8 @@ def page(items: Sequence[Any], limit: int, offset: int) -> dict[str, Any]:
     """The page of ``items`` (all of them, in order) at ``offset``."""
     end = offset + limit
     return {"items": list(items[offset:end]), "next_offset": end if len(items) > end else None}
+
+
+def fetched_page(fetched: Sequence[Any], limit: int, offset: int) -> dict[str, Any]:
+    """The page from a store asked for ``limit + 1`` items at ``offset``: the extra one only says there is more."""
+    return {"items": list(fetched[:limit]), "next_offset": offset + limit if len(fetched) > limit else None}

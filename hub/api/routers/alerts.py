@@ -17,7 +17,7 @@ from hub.alerts.service import AlertService
 from hub.alerts.store import Alert, AlertQuery
 from hub.api.context import HubApi
 from hub.api.errors import ApiError
-from hub.api.pagination import Limit, Offset
+from hub.api.pagination import Limit, Offset, fetched_page, page
 from hub.api.security import ApiDep, Permission, Principal, ensure_in_scope, hub_part, require
 from hub.audit import Outcome
 from rules.durations import seconds
@@ -32,6 +32,7 @@ RulesReader = Annotated[Principal, Depends(require(Permission.RULES_READ))]
 RulesWriter = Annotated[Principal, Depends(require(Permission.RULES_WRITE))]
 Comment = Annotated[str | None, Body(embed=True, max_length=1024, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")]
 States = Literal["firing", "acknowledged", "resolved"]
+Severities = Literal["critical", "major", "minor", "warning", "info"]
 
 
 get_alerts = hub_part("cityhub_alerts", AlertService, "alerts_disabled", "alerting is not enabled on this hub")
@@ -53,7 +54,7 @@ async def list_alerts(
     state: Annotated[list[States] | None, Query(description="firing, acknowledged, resolved")] = None,
     team: Annotated[str | None, Query(max_length=32)] = None,
     site: Annotated[str | None, Query(max_length=64)] = None,
-    severity: Annotated[Literal["critical", "major", "minor", "warning", "info"] | None, Query()] = None,
+    severity: Annotated[Severities | None, Query()] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -69,8 +70,7 @@ async def list_alerts(
         if len(rows) < batch:
             break
         cursor += batch
-    page = items[offset : offset + limit]
-    return {"items": page, "next_offset": offset + limit if len(items) > offset + limit else None}
+    return page(items, limit, offset)
 
 
 @router.get("/alerts/{alert_id}", summary="One alert and its history")
@@ -141,9 +141,18 @@ async def comment(
 
 
 @router.get("/silences", summary="Silences, newest first")
-async def list_silences(principal: Reader, service: AlertsDep) -> list[dict[str, Any]]:
-    """Every silence with its author, matchers and time span."""
-    return [s.as_dict() for s in service.manager.silences()]
+async def list_silences(
+    principal: Reader,
+    service: AlertsDep,
+    ended: Annotated[
+        bool | None, Query(description="true: only those over; false: only those in force or to come; unset: all")
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """A page of silences (``{items, next_offset}``) with their author, matchers and time span."""
+    fetched = await service.manager.silences(ended=ended, limit=limit + 1, offset=offset)
+    return fetched_page([s.as_dict() for s in fetched], limit, offset)
 
 
 @router.post("/silences", summary="Mute matching alerts' notifications for a while", status_code=201)
@@ -198,12 +207,21 @@ async def expire_silence(
 
 
 @router.get("/rules", summary="The rules in force")
-async def list_rules(principal: RulesReader, service: AlertsDep) -> list[dict[str, Any]]:
-    """Each rule's id, team, severity and summary template."""
-    return [
+async def list_rules(
+    principal: RulesReader,
+    service: AlertsDep,
+    team: Annotated[str | None, Query(max_length=32)] = None,
+    severity: Annotated[Severities | None, Query()] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """A page of rules (``{items, next_offset}``), in load order: id, team, severity, summary, runbook."""
+    rules = [
         {"id": r.id, "team": r.team, "severity": r.severity.value, "summary": r.summary, "runbook": r.runbook}
         for r in service.rules
+        if (team is None or r.team == team) and (severity is None or r.severity.value == severity)
     ]
+    return page(rules, limit, offset)
 
 
 @router.post("/rules/validate", summary="Check a rule file without loading it")

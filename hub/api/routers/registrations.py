@@ -8,11 +8,12 @@ log with the operator and the address they came from (see hub/registry/registrar
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from hub.api.errors import ApiError
+from hub.api.pagination import Limit, Offset, page
 from hub.api.security import ApiDep, Permission, Principal, ensure_in_scope, hub_part, require
 from hub.registry.registrar import Registrar, RegistryError
 from hub.registry.store import Registration
@@ -44,10 +45,22 @@ async def list_registrations(
     principal: Reader,
     registrar: RegistrarDep,
     waiting: Annotated[bool, Query(description="only requests waiting for a decision")] = True,
-) -> list[dict[str, Any]]:
-    """Registrations in the caller's scope, oldest request first."""
+    site: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[Literal["pending", "approved", "rejected", "revoked"] | None, Query()] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """A page of registrations in the caller's scope (``{items, next_offset}``), oldest request first."""
     entries = await registrar.store.entries(awaiting_decision=waiting)
-    return [e.as_dict() for e in entries if principal.scope.allows(e.site, e.kind)]
+    # Scope is a per-team rule on site and kind, checked here; a registry holds thousands, not millions.
+    chosen = [
+        e.as_dict()
+        for e in entries
+        if principal.scope.allows(e.site, e.kind)
+        and (site is None or e.site == site)
+        and (state is None or e.state.value == state)
+    ]
+    return page(chosen, limit, offset)
 
 
 @router.get("/registrations/{site}/{device}", summary="One registration and its history")

@@ -257,11 +257,47 @@ async def test_a_silence_mutes_notifications_but_keeps_the_alert(
     alert = await open_alert(client, ion)
     assert alert["muted_by"] == f"silence:{created.json()['id']}"
     listed = (await client.get("/api/v1/silences", headers=ion.headers)).json()
-    assert [(s["author"], s["comment"]) for s in listed] == [("ion", "battery swap")]
+    assert [(s["author"], s["comment"]) for s in listed["items"]] == [("ion", "battery swap")]
     bad = {"matchers": {"colour": "red"}, "duration": "1h", "comment": "x"}
     assert (await client.post("/api/v1/silences", json=bad, headers=ion.headers)).status_code == 422
     ended = await client.delete(f"/api/v1/silences/{created.json()['id']}", headers=ion.headers)
     assert ended.status_code == 200
+
+
+async def test_silences_page_newest_first_and_tell_those_in_force_from_those_over(
+    world: dict[str, Any], client: httpx.AsyncClient, accounts: dict[Role, Account]
+) -> None:
+    service, inbox, clock = world["service"], world["inbox"], world["clock"]
+    ion = accounts[Role.IT_OPERATOR]
+    ids = []
+    for minutes, comment in ((1, "short"), (60, "long"), (120, "longest")):
+        body = {"matchers": {"site": "demo-server-room", "kind": "ups"}, "duration": f"{minutes}m", "comment": comment}
+        created = await client.post("/api/v1/silences", json=body, headers=ion.headers)
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+        clock.ms += 1  # distinct creation instants: newest first is then well defined
+    clock.ms += 5 * 60_000  # the 1-minute silence is over, the others are not
+
+    async def listing(**params: object) -> dict[str, Any]:
+        answer = await client.get("/api/v1/silences", params=params, headers=ion.headers)
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    first, rest = await listing(limit=2), await listing(limit=2, offset=2)
+    assert ([s["id"] for s in first["items"] + rest["items"]], first["next_offset"], rest["next_offset"]) == (
+        ids[::-1], 2, None,
+    )  # fmt: skip
+    assert [s["comment"] for s in (await listing(ended="true"))["items"]] == ["short"]
+    assert [s["comment"] for s in (await listing(ended="false"))["items"]] == ["longest", "long"]
+    # Ending one by hand moves it to those over, and its alerts notify again.
+    assert (await client.delete(f"/api/v1/silences/{ids[1]}", headers=ion.headers)).status_code == 200
+    assert [s["comment"] for s in (await listing(ended="false"))["items"]] == ["longest"]
+    assert (await client.delete(f"/api/v1/silences/{ids[2]}", headers=ion.headers)).status_code == 200
+    service.observe(on_battery(True, clock.ms))
+    await until(lambda: inbox.hooks)
+    alert = await open_alert(client, ion)
+    assert alert["muted_by"] is None
+    assert (await client.get("/api/v1/silences", params={"ended": "maybe"}, headers=ion.headers)).status_code == 422
 
 
 @pytest.mark.parametrize(
@@ -301,7 +337,12 @@ async def test_rules_validate_and_a_bad_reload_keeps_the_rules_in_force(
     refused = await client.post("/api/v1/rules/reload", headers=ion.headers)
     assert refused.status_code == 422
     assert f"{world['rules_file']}:5: rule 'ups.on-battery': team" in refused.text
-    assert [r["id"] for r in (await client.get("/api/v1/rules", headers=ion.headers)).json()] == ["ups.on-battery"]
+    in_force = (await client.get("/api/v1/rules", headers=ion.headers)).json()
+    assert ([r["id"] for r in in_force["items"]], in_force["next_offset"]) == (["ups.on-battery"], None)
+    for filters, expected in (({"team": "it"}, ["ups.on-battery"]), ({"team": "police"}, []),
+                              ({"severity": "major"}, ["ups.on-battery"]), ({"severity": "info"}, [])):  # fmt: skip
+        chosen = (await client.get("/api/v1/rules", params=filters, headers=ion.headers)).json()
+        assert [r["id"] for r in chosen["items"]] == expected, filters
     service.observe(on_battery(True, clock.ms))  # the rules in force still work
     await until(lambda: inbox.hooks)
 

@@ -134,15 +134,44 @@ async def test_each_role_sees_and_decides_on_its_teams_devices_only(
         assert listing.json()["error"]["code"]
     else:
         assert listing.status_code == 200
-        mine = {e["kind"] for e in listing.json() if e["device"] in (ups, camera)}
+        mine = {e["kind"] for e in listing.json()["items"] if e["device"] in (ups, camera)}
         assert mine == sees
-        assert all("password" not in json.dumps(e) for e in listing.json())
+        assert all("password" not in json.dumps(e) for e in listing.json()["items"])
     for device, expected in ((ups, approves_ups), (camera, approves_camera)):
         answer = await client.post(f"/api/v1/registrations/{SITE}/{device}/approve", headers=headers)
         assert answer.status_code == expected, (device, answer.text)
         entry = await hub.registry.store.get(SITE, device)  # type: ignore[union-attr]
         assert entry is not None
         assert entry.state.value == ("approved" if expected == 200 else "pending")
+
+
+async def test_the_list_pages_and_filters_by_site_and_state(hub: Hub, client: httpx.AsyncClient) -> None:
+    devices = [unique(f"ups{i}-") for i in range(3)]
+    for device in devices:
+        await ask(hub, device, "ups")
+    admin = (await tokens(client))[Role.ADMIN]
+    assert (await client.post(f"/api/v1/registrations/{SITE}/{devices[1]}/approve", headers=admin)).status_code == 200
+
+    async def listing(**params: object) -> dict[str, object]:
+        answer = await client.get("/api/v1/registrations", params=params, headers=admin)
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    first = await listing(waiting="false", limit=2)
+    second = await listing(waiting="false", limit=2, offset=first["next_offset"])
+    pages = [e["device"] for e in first["items"] + second["items"]]  # type: ignore[operator]
+    assert (first["next_offset"], second["next_offset"], pages) == (2, None, devices)  # oldest request first
+    approved = await listing(waiting="false", state="approved")
+    assert [e["device"] for e in approved["items"]] == [devices[1]]  # type: ignore[attr-defined]
+    waiting = await listing()  # by default, only those waiting for a decision
+    assert [e["device"] for e in waiting["items"]] == [devices[0], devices[2]]  # type: ignore[attr-defined]
+    assert (await listing(waiting="false", site="elsewhere"))["items"] == []
+    refused = await client.get("/api/v1/registrations", params={"state": "maybe", "limit": 0}, headers=admin)
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert "query.state" in error["message"]
+    assert "query.limit" in error["message"]
 
 
 async def test_decisions_are_audited_with_operator_and_address(hub: Hub, client: httpx.AsyncClient) -> None:
