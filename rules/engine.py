@@ -364,7 +364,7 @@ class RuleEngine:
         heapq.heapify(self._heap)
 
     def snapshot(self, now_ms: int) -> dict[str, Any]:
-        """The engine's state as JSON-ready data (the hub saves it; ``restore`` reads it back)."""
+        """The engine's state as JSON-ready data, a copy (the hub saves it; ``restore`` reads it back)."""
         return {
             "version": SNAPSHOT_VERSION,
             "at": now_ms,

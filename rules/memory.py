@@ -93,7 +93,7 @@ class DeviceMemory:
                     self._push_extreme((metric, window_ms, rise), ts_ms, value)
 
     def dump(self) -> dict[str, Any]:
-        """A JSON-ready copy, for the engine's snapshot."""
+        """A JSON-ready copy that shares nothing mutable with the memory."""
         return {
             "kind": self.kind,
             "profile": self.profile,
@@ -101,11 +101,26 @@ class DeviceMemory:
             "seen_ms": self.seen_ms,
             "online": self.online,
             "status_ts": self.status_ts,
-            "metric_seen": self.metric_seen,
-            "values": self.values,
-            "samples": {metric: list(s) for metric, s in self.samples.items()},
+            "metric_seen": dict(self.metric_seen),
+            "values": dict(self.values),
+            "samples": {metric: self._samples_to_keep(metric, s) for metric, s in self.samples.items()},
             "events": {t: [e.active, e.ts_ms, dict(e.attributes)] for t, e in self.events.items()},
         }
+
+    def _samples_to_keep(self, metric: str, samples: deque[tuple[int, float]]) -> list[tuple[int, float]]:
+        """The samples the rate conditions can still use: those in a running extreme, and the newest.
+
+        Every other sample was dominated by a later one and can never be a window's extreme again, so
+        rebuilding the extremes from these gives the same deques, and the rates the same values, after a
+        restore. A few per metric instead of up to MAX_SAMPLES: the snapshot of a thousand devices
+        polled every second stays small, and so does the pause its serialisation costs.
+        (A rate rule *added* while the hub was down starts from these samples, not from every one.)
+        """
+        kept = {sample for (name, _, _), extreme in self.extremes.items() if name == metric for sample in extreme}
+        if not kept:
+            return list(samples)
+        kept.add(samples[-1])
+        return sorted(kept)
 
     @classmethod
     def load(cls, data: Mapping[str, Any], shift_ms: int) -> DeviceMemory:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Sequence
 
 import pytest
@@ -241,6 +242,33 @@ def test_restart_keeps_firing_alerts_without_firing_them_again() -> None:
     again.restore(json.loads(json.dumps(eng.snapshot(6 * M))), 60 * M)
     assert again.tick(60 * M) == []  # still stale, still the same alert
     assert states(again.observe(reading(20, 61 * M), 61 * M)) == [("resolved", 61 * M)]
+
+
+RATES = """
+rules:
+  - {id: rise, summary: s, severity: major, team: it, select: {kind: climate},
+     when: {rate: {metric: t, rise: 0.8, window: 10m}}}
+  - {id: fall, summary: s, severity: major, team: it, select: {kind: climate},
+     when: {rate: {metric: t, fall: 0.6, window: 3m}}}
+"""
+
+
+def test_a_restart_keeps_the_rate_windows_while_saving_only_the_samples_they_can_use() -> None:
+    rng = random.Random(7)
+    walk, value = [], 20.0
+    for i in range(3_600):  # an hour, one reading a second, drifting up and down
+        value += rng.uniform(-0.05, 0.05)
+        walk.append((i * S, reading(round(value, 3), i * S)))
+    before, after = walk[:1_800], walk[1_800:]
+    eng, again = engine(RATES), engine(RATES)
+    run(eng, before, before[-1][0])
+    saved = json.loads(json.dumps(eng.snapshot(before[-1][0])))  # as the hub stores it
+    again.restore(saved, before[-1][0])  # back at once: the same clock for both
+    expected = run(eng, after, 3_601 * S)
+    assert len(expected) >= 2  # the walk does cross the rates now and then
+    assert run(again, after, 3_601 * S) == expected  # the same alerts, to the millisecond
+    [(_, _, memory)] = saved["devices"]
+    assert len(memory["samples"]["t"]) < 200  # of the 600 in the 10-minute window
 
 
 def test_replacing_rules_resolves_the_alerts_of_removed_rules() -> None:
