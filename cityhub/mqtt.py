@@ -393,21 +393,34 @@ class MqttSession:
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, timeout_s: float = 30.0
     ) -> None:
         """Publish and wait until the broker acknowledges (QoS 1) or the message is sent (QoS 0)."""
+        acknowledged = self.publish_soon(topic, payload, qos=qos, retain=retain)
+        try:
+            await asyncio.wait_for(acknowledged, timeout_s)
+        except TimeoutError:
+            raise MqttError(f"broker did not acknowledge a publish to {topic!r} in {timeout_s} s") from None
+
+    def publish_soon(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> asyncio.Future[None]:
+        """Hand the message to paho now, before the caller yields; the future resolves on the broker's PUBACK.
+
+        For a caller that must not wait for the event loop's next turn to send (an alert notification
+        behind a busy ingest loop), or must not wait for one PUBACK before sending the next. Raises
+        MqttError at once if paho refuses the message; cancel the future to stop waiting.
+        """
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             raise MqttError(f"publish to {topic!r} failed: {paho.error_string(info.rc)}")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        # Registered before this coroutine yields, so the resolve callback (queued by paho's thread
-        # with call_soon_threadsafe) always finds it.
-        # Packet ids are handed out in turn over 65535 values, so a resolve cannot meet a reused id.
+        # Registered before the caller yields, so the resolve callback (queued by paho's thread with
+        # call_soon_threadsafe) always finds it. Packet ids are handed out in turn over 65535 values, so
+        # a resolve cannot meet a reused id.
         self._publishes[info.mid] = future
-        try:
-            await asyncio.wait_for(future, timeout_s)
-        except TimeoutError:
-            raise MqttError(f"broker did not acknowledge a publish to {topic!r} in {timeout_s} s") from None
-        finally:
-            if self._publishes.get(info.mid) is future:
+
+        def forget(done: asyncio.Future[None]) -> None:
+            if self._publishes.get(info.mid) is done:
                 del self._publishes[info.mid]
+
+        future.add_done_callback(forget)
+        return future
 
     def _resolve_publish(self, mid: int) -> None:
         future = self._publishes.get(mid)

@@ -13,7 +13,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -226,9 +226,10 @@ class Hub:
         for key in config.provisioning_keys:
             await self.access.ensure_provisioning_key(key.site, key.key, key.secret.get_secret_value())
 
-    async def _publish_alert(self, topic: str, payload: bytes) -> None:
-        # QoS 1 on the hub's own session: consoles and other systems must not miss a transition.
-        await self.session.publish(topic, payload, qos=1, timeout_s=10.0)
+    def _publish_alert(self, topic: str, payload: bytes) -> Awaitable[None]:
+        # QoS 1 on the hub's own session: consoles and other systems must not miss a transition. Sent
+        # during the call, not at the loop's next turn; the notifier waits for the PUBACK (and retries).
+        return self.session.publish_soon(topic, payload, qos=1)
 
     def _publish_dead_letter(self, topic: str, payload: bytes) -> None:
         # QoS 0: dead letters are a diagnostic stream (the reject counters are the record); they must
@@ -322,6 +323,10 @@ class Hub:
                 self.ingestor.take_declared(batch)
                 for message in messages:
                     self.ingestor.ingest(message, batch)
+                    if self.alerts is not None and self.alerts.has_pending:
+                        # A reading just fired or resolved an alert: let the alert worker tell the team now,
+                        # not after the rest of the chunk (up to RECEIVE_CHUNK messages, tens of ms).
+                        await asyncio.sleep(0)
                     if len(batch.points) >= ingest.batch_max_points:
                         storing, batch = await self._hand_over(batch, storing), Batch()
                 due = time.monotonic() - batch.opened_at >= ingest.flush_interval_s

@@ -74,12 +74,18 @@ class AlertManager:
         self._notify = notify
         self._clock_ms = clock_ms
         self._open: dict[tuple[str, str, str], Alert] = {}
+        # The alerts resolved within the flapping window, by (rule, site, device), the earliest first: a
+        # condition back within it reopens one of these. Kept here so that firing needs no database
+        # read before the team is told (alert latency); at most one per subject can be that recent.
+        self._recent: dict[tuple[str, str, str], Alert] = {}
         self._silences: list[Silence] = []
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
         """Read the open alerts and the silences (after a restart)."""
         self._open = {(a.rule, a.site, a.device): a for a in await self.store.open_alerts()}
+        since = self._clock_ms() - int(self.config.flap.window * 1000)
+        self._recent = {(a.rule, a.site, a.device): a for a in await self.store.resolved_since(since)}
         await self._reload_silences()
 
     @property
@@ -102,13 +108,9 @@ class AlertManager:
         key = (t.rule, t.subject.site, t.subject.device)
         if key in self._open:
             return  # one open alert per rule and subject (the engine may say it again after a restart)
-        previous = await self.store.last_resolved(*key)
-        recently = (
-            previous is not None
-            and previous.resolved_ms is not None
-            and (t.at_ms - previous.resolved_ms <= self.config.flap.window * 1000)
-        )
-        if previous is not None and recently:
+        self._forget_resolved_before(t.at_ms - int(self.config.flap.window * 1000))
+        previous = self._recent.pop(key, None)
+        if previous is not None:
             await self._reopen(previous, t)
             return
         alert = Alert(
@@ -139,8 +141,22 @@ class AlertManager:
         if alert is None:
             return  # resolved by hand already, or fired before this hub kept alerts
         resolved = replace(alert, state=RESOLVED, updated_ms=t.at_ms, resolved_ms=t.at_ms, resolved_by=RULES_ACTOR)
+        self._remember_resolved(resolved)
         self._tell(Notice(alert=resolved, event=RESOLVED, at_ms=t.at_ms, actor=RULES_ACTOR))
         await self.store.update(resolved, RESOLVED, RULES_ACTOR, {"summary": t.summary, "value": t.value})
+
+    def _remember_resolved(self, alert: Alert) -> None:
+        key = (alert.rule, alert.site, alert.device)
+        self._recent.pop(key, None)  # to the end: the dict stays in order of resolution
+        self._recent[key] = alert
+
+    def _forget_resolved_before(self, limit_ms: int) -> None:
+        """Drop the resolved alerts too old to reopen (the earliest first, so this stops at the first kept)."""
+        while self._recent:
+            key, alert = next(iter(self._recent.items()))
+            if alert.resolved_ms is not None and alert.resolved_ms >= limit_ms:
+                return
+            del self._recent[key]
 
     # -- operators --------------------------------------------------------------------------------
 
@@ -163,6 +179,7 @@ class AlertManager:
             now = self._clock_ms()
             resolved = replace(alert, state=RESOLVED, updated_ms=now, resolved_ms=now, resolved_by=actor)
             del self._open[(alert.rule, alert.site, alert.device)]
+            self._remember_resolved(resolved)
             self._tell(Notice(alert=resolved, event=RESOLVED, at_ms=now, actor=actor, comment=comment))
             return await self.store.update(resolved, RESOLVED, actor, {"comment": comment})
 

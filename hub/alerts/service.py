@@ -104,6 +104,11 @@ class AlertService:
             self._engine_errors.inc()
             log.exception("the rules failed on a message from %s/%s", message.site, message.device)
 
+    @property
+    def has_pending(self) -> bool:
+        """Whether transitions wait for the worker that applies them (ingest then yields to it)."""
+        return not self._queue.empty()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Apply transitions, run the clock, deliver notifications, until ``stop``."""
         async with asyncio.TaskGroup() as tasks:

@@ -195,14 +195,11 @@ class AlertStore:
         row = await self._db.run(lambda c: c.execute(sql, (rule, site, device)).fetchone())
         return _alert(row) if row else None
 
-    async def last_resolved(self, rule: str, site: str, device: str) -> Alert | None:
-        """The most recently resolved alert of ``rule`` for a subject (to reopen a flapping one)."""
-        sql = (
-            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE rule=? AND site=? AND device=? AND state='resolved' "
-            "ORDER BY resolved_ms DESC LIMIT 1"
-        )
-        row = await self._db.run(lambda c: c.execute(sql, (rule, site, device)).fetchone())
-        return _alert(row) if row else None
+    async def resolved_since(self, since_ms: int) -> list[Alert]:
+        """Alerts resolved at or after ``since_ms``, the earliest resolved first."""
+        sql = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE state='resolved' AND resolved_ms >= ? ORDER BY resolved_ms"
+        rows = await self._db.run(lambda c: c.execute(sql, (since_ms,)).fetchall())
+        return [_alert(r) for r in rows]
 
     async def get(self, alert_id: str) -> Alert | None:
         """One alert by id."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 import uuid
@@ -27,6 +28,9 @@ from hub.notify.webhook import DeliveryFailed, post_webhook
 log = logging.getLogger(__name__)
 
 MQTT_CHANNEL = "mqtt"
+#: Publishes one message; best sends it during the call and returns the wait for its PUBACK
+#: (MqttSession.publish_soon), so an alert goes out before the event loop's next turn. A coroutine
+#: function works too: it sends when the MQTT worker awaits it.
 Publish = Callable[[str, bytes], Awaitable[None]]
 OnFailure = Callable[[AlertMessage, str, str], Awaitable[None]]
 
@@ -36,6 +40,7 @@ class _Job:
     message: AlertMessage
     queued: float  # monotonic time of notify()
     topics: tuple[str, ...] = ()  # MQTT only
+    sent: tuple[Awaitable[None] | None, ...] = ()  # MQTT only: the first attempt per topic, started by notify()
 
 
 class Notifier:
@@ -57,6 +62,8 @@ class Notifier:
         self._root = topic_root
         self._hub_id = hub_id
         self._publish = publish
+        # A coroutine function sends only once awaited, so starting it in notify() would gain nothing.
+        self._sends_at_once = not inspect.iscoroutinefunction(publish)
         self._on_failure = on_failure
         self._sleep = sleep
         self._drain_s = drain_s
@@ -81,7 +88,10 @@ class Notifier:
         now = time.monotonic()
         teams = [message.team, *(t for t in extra_teams if t != message.team)]
         if self.config.mqtt:
-            self._enqueue(MQTT_CHANNEL, _Job(message, now, tuple(alert_topic(self._root, t) for t in teams)))
+            topics = tuple(alert_topic(self._root, t) for t in teams)
+            body = message.model_dump_json().encode()
+            sent = tuple(self._start(topic, body) for topic in topics) if self._sends_at_once else ()
+            self._enqueue(MQTT_CHANNEL, _Job(message, now, topics, sent))
         names = [name for team in teams for name in self.config.routes.get(team, [])]
         for name in dict.fromkeys([*names, *extra_channels]):  # each channel once, in order
             channel = self.config.channels.get(name)
@@ -90,10 +100,20 @@ class Notifier:
             elif channel.wants(message.severity, message.event.value):
                 self._enqueue(name, _Job(message, now))
 
+    def _start(self, topic: str, body: bytes) -> Awaitable[None] | None:
+        """The first MQTT attempt, at once: no wait behind the loop's other work or the previous PUBACK."""
+        try:
+            return self._publish(topic, body)
+        except Exception as exc:  # notify never raises: the worker makes the attempt again, and counts it
+            log.warning("MQTT publish of an alert on %s could not start: %s", topic, exc)
+            return None
+
     def _enqueue(self, name: str, job: _Job) -> None:
         try:
             self._queues[name].put_nowait(job)
         except asyncio.QueueFull:
+            for started in job.sent:
+                _drop(started)
             self._failed(job.message, name, f"queue full ({self.config.queue_max} waiting)")
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -107,7 +127,10 @@ class Notifier:
                 worker.cancel()
         for name, queue in self._queues.items():
             while not queue.empty():
-                self._failed(queue.get_nowait().message, name, "the hub stopped before it could be delivered")
+                job = queue.get_nowait()
+                for started in job.sent:
+                    _drop(started)
+                self._failed(job.message, name, "the hub stopped before it could be delivered")
         if self._failures:
             await asyncio.wait(self._failures, timeout=2.0)
 
@@ -125,7 +148,7 @@ class Notifier:
         delay = retry.initial_s
         for attempt in range(1, retry.attempts + 1):
             try:
-                await self._attempt(name, job, client, delivery)
+                await self._attempt(name, job, client, delivery, first=attempt == 1)
             except DeliveryFailed as exc:
                 if not exc.retry or attempt == retry.attempts:
                     self._failed(job.message, name, f"{exc} (attempt {attempt} of {retry.attempts})")
@@ -139,14 +162,24 @@ class Notifier:
                 self._latency.labels(channel=name).observe(time.monotonic() - job.queued)
                 return
 
-    async def _attempt(self, name: str, job: _Job, client: httpx.AsyncClient, delivery: str) -> None:
+    async def _attempt(
+        self, name: str, job: _Job, client: httpx.AsyncClient, delivery: str, *, first: bool = False
+    ) -> None:
         body = job.message.model_dump_json().encode()
         if name == MQTT_CHANNEL:
-            for topic in job.topics:
-                try:
-                    await asyncio.wait_for(self._publish(topic, body), 15.0)
-                except Exception as exc:  # the session's errors, a timeout: all worth another try
-                    raise DeliveryFailed(f"MQTT publish on {topic}: {type(exc).__name__}: {exc}", retry=True) from None
+            started: list[Awaitable[None] | None] = list(job.sent) if first else []
+            started += [None] * (len(job.topics) - len(started))
+            try:
+                for i, topic in enumerate(job.topics):
+                    sending, started[i] = started[i], None  # awaited here from now on
+                    try:
+                        await asyncio.wait_for(self._publish(topic, body) if sending is None else sending, 15.0)
+                    except Exception as exc:  # the session's errors, a timeout: all worth another try
+                        error = f"MQTT publish on {topic}: {type(exc).__name__}: {exc}"
+                        raise DeliveryFailed(error, retry=True) from None
+            finally:
+                for left in started:  # a failure before them: the retry publishes them again
+                    _drop(left)
             return
         channel = self.config.channels[name]
         if isinstance(channel, WebhookChannel):
@@ -169,3 +202,11 @@ class Notifier:
         assert self._on_failure is not None
         with contextlib.suppress(Exception):
             await self._on_failure(message, channel, error)
+
+
+def _drop(started: Awaitable[None] | None) -> None:
+    """Stop waiting for a publish that nobody will await (no "never awaited" or "never retrieved" noise)."""
+    if inspect.iscoroutine(started):
+        started.close()
+    elif isinstance(started, asyncio.Future):
+        started.cancel()

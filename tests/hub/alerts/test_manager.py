@@ -73,6 +73,28 @@ async def test_open_alerts_survive_a_restart(store: AlertStore) -> None:
     assert len(notices) == 1
 
 
+async def test_a_restart_remembers_what_was_resolved_within_the_flapping_window(store: AlertStore) -> None:
+    clock, notices = Clock(), list[Notice]()
+    flap = FlapConfig(window=300, max_reopen=5).model_dump()
+    manager = manager_of(store, clock, notices, flap=flap)
+    await manager.apply([transition(AlertState.FIRING, clock.ms)])
+    (first,) = manager.open_alerts
+    await manager.resolve(first.id, "ana", "reset the breaker")  # by hand counts as well
+    other = transition(AlertState.FIRING, clock.ms, rule="too-humid")
+    await manager.apply([other, transition(AlertState.RESOLVED, clock.ms, rule="too-humid")])
+    clock.ms += 200_000
+    restarted = manager_of(store, clock, notices, flap=flap)
+    await restarted.load()
+    await restarted.apply([transition(AlertState.FIRING, clock.ms)])  # within the window: the same alert
+    (again,) = restarted.open_alerts
+    assert (again.id, again.flaps) == (first.id, 1)
+    clock.ms += 400_000  # the other one was resolved 600 s ago: too long to be the same trouble
+    await restarted.apply([transition(AlertState.FIRING, clock.ms, rule="too-humid")])
+    humid = next(a for a in restarted.open_alerts if a.rule == "too-humid")
+    assert humid.flaps == 0
+    assert len(await store.query(AlertQuery())) == 3
+
+
 async def test_acknowledge_records_who_and_stops_escalation(store: AlertStore) -> None:
     clock, notices = Clock(), list[Notice]()
     manager = manager_of(store, clock, notices, escalation=[{"after": "15m", "teams": ["police"]}])

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from services import free_port
 
 from cityhub.contract.alerts import AlertEvent, AlertMessage
+from cityhub.mqtt import MqttError
 from hub.config import load_hub_settings
 from hub.errors import ConfigError
 from hub.notify import Notifier, NotifyConfig, verify_signature
@@ -201,6 +202,46 @@ async def test_team_topics_on_mqtt_for_the_team_and_the_escalation_teams() -> No
         await until(lambda: len(published) == 2)
     assert [topic for topic, _ in published] == ["ch/v1/_hub/alerts/it", "ch/v1/_hub/alerts/police"]
     assert AlertMessage.model_validate_json(published[0][1]) == message()
+
+
+async def test_mqtt_notifications_leave_during_notify_and_a_lost_one_is_sent_again() -> None:
+    """With a publish that sends at once (MqttSession.publish_soon), notify() itself sends: no wait for the
+    event loop's next turn nor for the previous notification's PUBACK; a failed PUBACK is retried."""
+    calls: list[tuple[str, int]] = []
+    acks: list[asyncio.Future[None]] = []
+
+    def publish(topic: str, payload: bytes) -> asyncio.Future[None]:
+        calls.append((topic, AlertMessage.model_validate_json(payload).at))
+        acks.append(asyncio.get_running_loop().create_future())
+        return acks[-1]
+
+    async def no_wait(_s: float) -> None:
+        await asyncio.sleep(0)
+
+    registry = CollectorRegistry()
+    notifier = Notifier(
+        NotifyConfig(), topic_root="ch", hub_id="hub-1", publish=publish, registry=registry, sleep=no_wait
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(notifier.run(stop))
+    team = "ch/v1/_hub/alerts/it"
+    notifier.notify(message(n=1), extra_teams=["police"])
+    notifier.notify(message(n=2))
+    first, second = message(n=1).at, message(n=2).at
+    assert calls == [(team, first), ("ch/v1/_hub/alerts/police", first), (team, second)]  # before any await
+    acks[0].set_exception(MqttError("connection lost"))
+    for n in (4, 5):  # the first one again, on both topics in turn (the police copy in flight was dropped)
+        await until(lambda: len(calls) == n)  # noqa: B023 (awaited at once)
+        acks[-1].set_result(None)
+    assert calls[3:] == [(team, first), ("ch/v1/_hub/alerts/police", first)]
+    assert acks[1].cancelled()
+    acks[2].set_result(None)
+    await until(lambda: count(registry, "mqtt", "delivered") == 2)
+    assert count(registry, "mqtt", "retried") == 1
+    notifier.notify(message(n=3))  # never acknowledged: given up quietly when the hub stops
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert acks[-1].cancelled()
 
 
 async def test_severity_filter_and_order_per_channel() -> None:
