@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules.conditions import Evaluation, EventCondition, Offline, Rate, Stale, number
-from rules.index import ReadingPlan, ThresholdIndex, rate_groups, simple_condition
+from rules.index import ReadingPlan, ThresholdIndex, ValueProbe, rate_groups, simple_condition, value_combination_metric
 from rules.memory import DeviceMemory, EventRecord, RateWindows
 from rules.model import AlertState, BirthIn, EventIn, Observation, ReadingIn, StatusIn, Subject, Transition
 from rules.spec import Rule
@@ -51,8 +51,8 @@ class RuleEngine:
         self._selected: dict[tuple[str, str], dict[str, bool]] = {}  # (site, device) -> rule id -> selected
         # (site, device) -> metric -> the rules a reading of it wakes for that device: selection decided once.
         self._plans: dict[tuple[str, str], dict[str, ReadingPlan]] = {}
-        # The single-threshold rules whose pair is latched, pending or firing, by device and metric: every
-        # reading of the metric re-evaluates them, whatever its value.
+        # The indexed rules (``_simple``) whose pair is latched, pending or firing, by device and metric:
+        # every reading of the metric re-evaluates them, whatever its value.
         self._awake: dict[tuple[str, str], dict[str, set[str]]] = {}
         self._install(rules)
 
@@ -65,7 +65,8 @@ class RuleEngine:
         self._clocked = frozenset(rule.id for rule in rules if rule.clocked)
         self._lazy = frozenset(rule.id for rule in rules if isinstance(rule.when, Stale | Offline))
         windows: dict[str, set[tuple[int, bool]]] = defaultdict(set)
-        self._simple: dict[str, str] = {}  # single-threshold or single-rate rule id -> its metric
+        # single-threshold, single-rate or threshold-and-state combination rule id -> its one metric
+        self._simple: dict[str, str] = {}
         self._simple_by_metric: dict[str, list[Rule]] = defaultdict(list)
         for rule in rules:
             self._index(rule, windows)
@@ -79,10 +80,11 @@ class RuleEngine:
     def _index(self, rule: Rule, windows: dict[str, set[tuple[int, bool]]]) -> None:
         """File a rule under what wakes it: its metrics (an index, for a single threshold or rate) and event types."""
         simple = simple_condition(rule)
-        if simple is not None:
-            self._simple[rule.id] = simple.metric
-            self._simple_by_metric[simple.metric].append(rule)
-        for metric in () if simple else rule.metrics:  # a simple rule is woken through its index
+        metric_of_simple = simple.metric if simple is not None else value_combination_metric(rule)
+        if metric_of_simple is not None:
+            self._simple[rule.id] = metric_of_simple
+            self._simple_by_metric[metric_of_simple].append(rule)
+        for metric in () if metric_of_simple else rule.metrics:  # a simple rule is woken through its index
             self._by_metric[metric].append(rule)
         for cond in rule.events:
             if cond.is_glob:
@@ -212,6 +214,9 @@ class RuleEngine:
                 woken += plan.thresholds.crossed(value)
         for group in plan.rates:
             woken += group.reached(memory, obs.metric)
+        if plan.probes:
+            last = memory.values.get(obs.metric)
+            woken += [probe.rule_id for probe in plan.probes if probe.wakes(last)]
         awake = self._awake.get(key)
         if awake and obs.metric in awake:  # awake pairs stay awake after a rule stops selecting the device
             woken += [r for r in awake[obs.metric] if self._selects(self.rules[r], obs.site, obs.device, memory)]
@@ -228,6 +233,7 @@ class RuleEngine:
             lazy=tuple(r for r in chosen if r in self._lazy),
             thresholds=ThresholdIndex.of(simple),
             rates=rate_groups(simple),
+            probes=tuple(ValueProbe.of(rule) for rule in simple if value_combination_metric(rule) is not None),
         )
 
     def _selected_rules(self, obs: Observation, memory: DeviceMemory) -> Iterator[Rule]:

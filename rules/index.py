@@ -6,6 +6,10 @@ offline rules that a reading can leave to their scheduled deadline (``lazy``), a
 rules, sorted by limit (``thresholds``), and the single-rate rules, sorted by the change they ask for
 (``rates``: the window's rise is worked out once per window, not once per rule).
 
+Combinations of thresholds and states on one metric (``any: [below -5, state in [3]]``) are woken the
+same way, through a ``ValueProbe``: a quiet pair of such a rule can only start to hold when a reading
+makes one of its parts hold (past a threshold's limit, or in a state's set), so other readings skip it.
+
 Thresholds: most rules are a single threshold, and most readings are nowhere near one. Evaluating every threshold
 on every reading costs the engine per rule; with this index a reading costs a binary search, and only
 the rules it crosses (or that are already latched, pending or firing: the engine's *awake* pairs) are
@@ -19,14 +23,54 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rules.conditions import Rate, Threshold
+from rules.conditions import Combination, Rate, State, Threshold, number, typed
 from rules.memory import DeviceMemory
+from rules.model import Value
 from rules.spec import Rule
 
 
 def simple_condition(rule: Rule) -> Threshold | Rate | None:
     """The rule's condition when it is one threshold, or one rate of change, and nothing else."""
     return rule.when if isinstance(rule.when, Threshold | Rate) else None
+
+
+def value_combination_metric(rule: Rule) -> str | None:
+    """The metric of a rule whose condition combines only thresholds and states of that one metric."""
+    if not isinstance(rule.when, Combination):
+        return None
+    parts = [leaf for leaf in rule.when.leaves() if not isinstance(leaf, Combination)]
+    if not all(isinstance(leaf, Threshold | State) for leaf in parts):
+        return None
+    metrics = {leaf.metric for leaf in parts if isinstance(leaf, Threshold | State)}
+    return metrics.pop() if len(metrics) == 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class ValueProbe:
+    """Whether a value makes some part of a threshold-and-state combination hold, for a quiet pair."""
+
+    rule_id: str
+    above: float | None  # the lowest limit a value must be strictly above (None: no such part)
+    below: float | None  # the highest limit a value must be strictly below
+    states: frozenset[tuple[str, Value]]  # every state part's set, as built with ``typed``
+
+    @classmethod
+    def of(cls, rule: Rule) -> ValueProbe:
+        """The probe of a rule that ``value_combination_metric`` accepts."""
+        parts = list(rule.when.leaves())
+        above = [leaf.limit for leaf in parts if isinstance(leaf, Threshold) and leaf.above]
+        below = [leaf.limit for leaf in parts if isinstance(leaf, Threshold) and not leaf.above]
+        states = frozenset(v for leaf in parts if isinstance(leaf, State) for v in leaf.values)
+        return cls(rule.id, min(above, default=None), max(below, default=None), states)
+
+    def wakes(self, value: Value) -> bool:
+        """Whether ``value`` (the metric's last good value) could make the rule's condition change."""
+        n = number(value)
+        if n is not None and self.above is not None and n > self.above:
+            return True
+        if n is not None and self.below is not None and n < self.below:
+            return True
+        return value is not None and typed(value) in self.states
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +143,4 @@ class ReadingPlan:
     lazy: tuple[str, ...]
     thresholds: ThresholdIndex
     rates: tuple[RateGroup, ...]
+    probes: tuple[ValueProbe, ...] = ()
