@@ -13,7 +13,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -226,7 +226,7 @@ class Hub:
         for key in config.provisioning_keys:
             await self.access.ensure_provisioning_key(key.site, key.key, key.secret.get_secret_value())
 
-    def _publish_alert(self, topic: str, payload: bytes) -> Awaitable[None]:
+    def _publish_alert(self, topic: str, payload: bytes) -> asyncio.Future[None]:
         # QoS 1 on the hub's own session: consoles and other systems must not miss a transition. Sent
         # during the call, not at the loop's next turn; the notifier waits for the PUBACK (and retries).
         return self.session.publish_soon(topic, payload, qos=1)

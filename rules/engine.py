@@ -68,6 +68,7 @@ class RuleEngine:
         # single-threshold, single-rate or threshold-and-state combination rule id -> its one metric
         self._simple: dict[str, str] = {}
         self._simple_by_metric: dict[str, list[Rule]] = defaultdict(list)
+        self._probes: dict[str, ValueProbe] = {}  # threshold-and-state combination rule id -> its probe
         for rule in rules:
             self._index(rule, windows)
         self._windows = {
@@ -80,11 +81,13 @@ class RuleEngine:
     def _index(self, rule: Rule, windows: dict[str, set[tuple[int, bool]]]) -> None:
         """File a rule under what wakes it: its metrics (an index, for a single threshold or rate) and event types."""
         simple = simple_condition(rule)
-        metric_of_simple = simple.metric if simple is not None else value_combination_metric(rule)
-        if metric_of_simple is not None:
-            self._simple[rule.id] = metric_of_simple
-            self._simple_by_metric[metric_of_simple].append(rule)
-        for metric in () if metric_of_simple else rule.metrics:  # a simple rule is woken through its index
+        indexed = simple.metric if simple is not None else value_combination_metric(rule)
+        if indexed is not None:
+            self._simple[rule.id] = indexed
+            self._simple_by_metric[indexed].append(rule)
+            if simple is None:
+                self._probes[rule.id] = ValueProbe.of(rule)
+        for metric in () if indexed else rule.metrics:  # an indexed rule is woken through its index
             self._by_metric[metric].append(rule)
         for cond in rule.events:
             if cond.is_glob:
@@ -233,7 +236,7 @@ class RuleEngine:
             lazy=tuple(r for r in chosen if r in self._lazy),
             thresholds=ThresholdIndex.of(simple),
             rates=rate_groups(simple),
-            probes=tuple(ValueProbe.of(rule) for rule in simple if value_combination_metric(rule) is not None),
+            probes=tuple(self._probes[rule.id] for rule in simple if rule.id in self._probes),
         )
 
     def _selected_rules(self, obs: Observation, memory: DeviceMemory) -> Iterator[Rule]:

@@ -1,7 +1,8 @@
-"""Small helpers every test package shares: unique names, and a cityhub command in its own process."""
+"""Small helpers every test package shares: unique names, a cityhub command in its own process, fake PUBACKs."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -115,3 +116,10 @@ class CityhubProcess:
     def log_tail(self) -> str:
         """The end of the log, for assertion messages."""
         return self.log_path.read_text(errors="replace")[-3000:]
+
+
+def acknowledged() -> asyncio.Future[None]:
+    """What MqttSession.publish_soon returns once the broker has acknowledged: for fakes of a publish."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    return done

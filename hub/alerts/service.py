@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -25,6 +25,7 @@ from hub.alerts.config import AlertsConfig
 from hub.alerts.manager import AlertManager, Notice
 from hub.alerts.store import AlertStore
 from hub.notify import Notifier, NotifyConfig
+from hub.notify.notifier import Publish
 from rules.engine import RuleEngine
 from rules.errors import RuleError
 from rules.loader import load_rules
@@ -44,7 +45,7 @@ class AlertService:
         data_dir: Path,
         topic_root: str,
         hub_id: str,
-        publish: Callable[[str, bytes], Awaitable[None]],
+        publish: Publish,
         registry: CollectorRegistry,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:

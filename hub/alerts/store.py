@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_open ON alerts (rule, site, device) WHERE state != 'resolved';
 CREATE INDEX IF NOT EXISTS alerts_by_state ON alerts (state, fired_ms);
+-- The manager reads the recently resolved alerts at start (flapping): years of history must not be scanned.
+CREATE INDEX IF NOT EXISTS alerts_by_resolution ON alerts (state, resolved_ms);
 CREATE TABLE IF NOT EXISTS alert_history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     alert_id TEXT NOT NULL,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
 import uuid
@@ -28,10 +27,9 @@ from hub.notify.webhook import DeliveryFailed, post_webhook
 log = logging.getLogger(__name__)
 
 MQTT_CHANNEL = "mqtt"
-#: Publishes one message; best sends it during the call and returns the wait for its PUBACK
-#: (MqttSession.publish_soon), so an alert goes out before the event loop's next turn. A coroutine
-#: function works too: it sends when the MQTT worker awaits it.
-Publish = Callable[[str, bytes], Awaitable[None]]
+#: Sends one message during the call and returns the wait for its PUBACK (MqttSession.publish_soon):
+#: notify() can then send an alert before the event loop's next turn, and before the previous PUBACK.
+Publish = Callable[[str, bytes], asyncio.Future[None]]
 OnFailure = Callable[[AlertMessage, str, str], Awaitable[None]]
 
 
@@ -40,7 +38,7 @@ class _Job:
     message: AlertMessage
     queued: float  # monotonic time of notify()
     topics: tuple[str, ...] = ()  # MQTT only
-    sent: tuple[Awaitable[None] | None, ...] = ()  # MQTT only: the first attempt per topic, started by notify()
+    sent: tuple[asyncio.Future[None] | None, ...] = ()  # MQTT only: notify()'s attempt per topic (None: failed)
 
 
 class Notifier:
@@ -62,8 +60,6 @@ class Notifier:
         self._root = topic_root
         self._hub_id = hub_id
         self._publish = publish
-        # A coroutine function sends only once awaited, so starting it in notify() would gain nothing.
-        self._sends_at_once = not inspect.iscoroutinefunction(publish)
         self._on_failure = on_failure
         self._sleep = sleep
         self._drain_s = drain_s
@@ -90,7 +86,7 @@ class Notifier:
         if self.config.mqtt:
             topics = tuple(alert_topic(self._root, t) for t in teams)
             body = message.model_dump_json().encode()
-            sent = tuple(self._start(topic, body) for topic in topics) if self._sends_at_once else ()
+            sent = tuple(self._start(topic, body) for topic in topics)
             self._enqueue(MQTT_CHANNEL, _Job(message, now, topics, sent))
         names = [name for team in teams for name in self.config.routes.get(team, [])]
         for name in dict.fromkeys([*names, *extra_channels]):  # each channel once, in order
@@ -100,7 +96,7 @@ class Notifier:
             elif channel.wants(message.severity, message.event.value):
                 self._enqueue(name, _Job(message, now))
 
-    def _start(self, topic: str, body: bytes) -> Awaitable[None] | None:
+    def _start(self, topic: str, body: bytes) -> asyncio.Future[None] | None:
         """The first MQTT attempt, at once: no wait behind the loop's other work or the previous PUBACK."""
         try:
             return self._publish(topic, body)
@@ -167,8 +163,7 @@ class Notifier:
     ) -> None:
         body = job.message.model_dump_json().encode()
         if name == MQTT_CHANNEL:
-            started: list[Awaitable[None] | None] = list(job.sent) if first else []
-            started += [None] * (len(job.topics) - len(started))
+            started: list[asyncio.Future[None] | None] = list(job.sent) if first else [None] * len(job.topics)
             try:
                 for i, topic in enumerate(job.topics):
                     sending, started[i] = started[i], None  # awaited here from now on
@@ -204,9 +199,7 @@ class Notifier:
             await self._on_failure(message, channel, error)
 
 
-def _drop(started: Awaitable[None] | None) -> None:
-    """Stop waiting for a publish that nobody will await (no "never awaited" or "never retrieved" noise)."""
-    if inspect.iscoroutine(started):
-        started.close()
-    elif isinstance(started, asyncio.Future):
+def _drop(started: asyncio.Future[None] | None) -> None:
+    """Stop waiting for a publish that nobody will await (no "exception was never retrieved" noise)."""
+    if started is not None:
         started.cancel()

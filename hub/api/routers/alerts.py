@@ -23,6 +23,7 @@ from hub.audit import Outcome
 from rules.durations import seconds
 from rules.errors import RuleError
 from rules.loader import parse_rules
+from rules.model import Severity
 
 router = APIRouter(tags=["alerts"])
 
@@ -32,7 +33,6 @@ RulesReader = Annotated[Principal, Depends(require(Permission.RULES_READ))]
 RulesWriter = Annotated[Principal, Depends(require(Permission.RULES_WRITE))]
 Comment = Annotated[str | None, Body(embed=True, max_length=1024, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")]
 States = Literal["firing", "acknowledged", "resolved"]
-Severities = Literal["critical", "major", "minor", "warning", "info"]
 
 
 get_alerts = hub_part("cityhub_alerts", AlertService, "alerts_disabled", "alerting is not enabled on this hub")
@@ -54,7 +54,7 @@ async def list_alerts(
     state: Annotated[list[States] | None, Query(description="firing, acknowledged, resolved")] = None,
     team: Annotated[str | None, Query(max_length=32)] = None,
     site: Annotated[str | None, Query(max_length=64)] = None,
-    severity: Annotated[Severities | None, Query()] = None,
+    severity: Annotated[Severity | None, Query()] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -211,7 +211,7 @@ async def list_rules(
     principal: RulesReader,
     service: AlertsDep,
     team: Annotated[str | None, Query(max_length=32)] = None,
-    severity: Annotated[Severities | None, Query()] = None,
+    severity: Annotated[Severity | None, Query()] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -219,7 +219,7 @@ async def list_rules(
     rules = [
         {"id": r.id, "team": r.team, "severity": r.severity.value, "summary": r.summary, "runbook": r.runbook}
         for r in service.rules
-        if (team is None or r.team == team) and (severity is None or r.severity.value == severity)
+        if (team is None or r.team == team) and (severity is None or r.severity == severity)
     ]
     return page(rules, limit, offset)
 

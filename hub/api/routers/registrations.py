@@ -8,10 +8,11 @@ log with the operator and the address they came from (see hub/registry/registrar
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
+from cityhub.contract.registration import RegistrationState
 from hub.api.errors import ApiError
 from hub.api.pagination import Limit, Offset, page
 from hub.api.security import ApiDep, Permission, Principal, ensure_in_scope, hub_part, require
@@ -46,7 +47,7 @@ async def list_registrations(
     registrar: RegistrarDep,
     waiting: Annotated[bool, Query(description="only requests waiting for a decision")] = True,
     site: Annotated[str | None, Query(max_length=64)] = None,
-    state: Annotated[Literal["pending", "approved", "rejected", "revoked"] | None, Query()] = None,
+    state: Annotated[RegistrationState | None, Query()] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -58,7 +59,7 @@ async def list_registrations(
         for e in entries
         if principal.scope.allows(e.site, e.kind)
         and (site is None or e.site == site)
-        and (state is None or e.state.value == state)
+        and (state is None or e.state == state)
     ]
     return page(chosen, limit, offset)
 

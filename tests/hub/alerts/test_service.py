@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from testkit import acknowledged
 
 from cityhub.contract import Reading, TelemetryMessage
 from hub.alerts.config import AlertsConfig
@@ -28,8 +30,9 @@ def service(tmp_path: Path, clock: list[int], sent: list[bytes]) -> AlertService
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULE)
 
-    async def publish(topic: str, payload: bytes) -> None:
+    def publish(topic: str, payload: bytes) -> asyncio.Future[None]:
         sent.append(payload)
+        return acknowledged()
 
     return AlertService(
         AlertsConfig(rules=[rules]), NotifyConfig(), data_dir=tmp_path, topic_root="ch", hub_id="h",

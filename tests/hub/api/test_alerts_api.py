@@ -19,6 +19,7 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 from prometheus_client import CollectorRegistry
 from services import free_port
+from testkit import acknowledged
 
 from cityhub.contract import DeviceEvent, EventMessage
 from cityhub.contract.alerts import AlertMessage
@@ -77,8 +78,9 @@ class Inbox:
         self.hooks.append(json.loads(body))
         return web.Response(status=204)
 
-    async def publish(self, topic: str, payload: bytes) -> None:
+    def publish(self, topic: str, payload: bytes) -> asyncio.Future[None]:
         self.mqtt.append((topic, json.loads(payload)))
+        return acknowledged()
 
     def events(self) -> list[str]:
         return [hook["event"] for hook in self.hooks]

@@ -23,6 +23,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from prometheus_client import CollectorRegistry
 from schemathesis.checks import not_a_server_error
+from testkit import acknowledged
 
 from cityhub.http import EmbeddedServer, create_app
 from hub.alerts.config import AlertsConfig
@@ -98,8 +99,8 @@ def _document() -> dict[str, Any]:
     return document
 
 
-async def _discard(_topic: str, _payload: bytes) -> None:
-    return None
+def _discard(_topic: str, _payload: bytes) -> asyncio.Future[None]:
+    return acknowledged()
 
 
 async def _serve(data_dir: Path, ready: concurrent.futures.Future[tuple[int, HubApi]], stop: asyncio.Event) -> None:

@@ -16,6 +16,7 @@ from aiosmtpd.controller import Controller
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from services import free_port
+from testkit import acknowledged
 
 from cityhub.contract.alerts import AlertEvent, AlertMessage
 from cityhub.mqtt import MqttError
@@ -91,8 +92,9 @@ async def running(config: dict[str, Any], **kw: Any) -> AsyncIterator[tuple[Noti
     published: list[tuple[str, bytes]] = []
     failures: list[tuple[str, str, str]] = []
 
-    async def publish(topic: str, payload: bytes) -> None:
+    def publish(topic: str, payload: bytes) -> asyncio.Future[None]:
         published.append((topic, payload))
+        return acknowledged()
 
     async def failed(msg: AlertMessage, channel: str, error: str) -> None:
         failures.append((msg.alert_id, channel, error))
