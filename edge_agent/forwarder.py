@@ -135,6 +135,7 @@ class Forwarder:
         self._forwarded = self._historical = self._republished = 0
         self._paused = False
         self._ever_connected = False
+        self._connection_seen = (0, 0.0)  # (MqttSession.connection, when the forwarder first saw it)
 
     @property
     def stats(self) -> ForwarderStats:
@@ -222,14 +223,21 @@ class Forwarder:
         while not head.task.done():
             if not self.session.connected:
                 await self._wait_for_broker()
-                # paho sends it again on the new connection: its PUBACK is due from now on.
-                deadline = max(deadline, time.monotonic() + self.ack_timeout_s)
                 continue
+            if head.connection != self.session.connection:
+                # paho sent it again on this connection: its PUBACK is due from the reconnection on.
+                deadline = max(deadline, self._seen_since() + self.ack_timeout_s)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
             await asyncio.wait({head.task}, timeout=min(remaining, self.idle_s))
         return True
+
+    def _seen_since(self) -> float:
+        """When the forwarder first saw the session's present connection."""
+        if self._connection_seen[0] != self.session.connection:
+            self._connection_seen = (self.session.connection, time.monotonic())
+        return self._connection_seen[1]
 
     async def _rewind(self, failed: _InFlight) -> None:
         """Publish again from ``failed`` on (already out of the window): its PUBACK never came."""

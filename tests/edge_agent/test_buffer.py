@@ -372,7 +372,7 @@ async def test_after_a_reconnection_nothing_new_overtakes_the_messages_paho_send
         await wait_until(lambda: database.exists() and database.stat().st_mtime > subscribed_at + 0.1, 10, "a save")
         await queue.append_many([message(i, f"{root}/x") for i in range(500)])
         os.kill(fresh_mosquitto.pid, signal.SIGSTOP)  # connected, reading nothing: no PUBACK comes
-        forwarder = Forwarder(queue, pub, rate=100, window=256, ack_timeout_s=60)
+        forwarder = Forwarder(queue, pub, rate=100, window=256, ack_timeout_s=1.0)
         async with forwarding(forwarder):
             # Some messages in flight, the window far from full: the forwarder is still publishing.
             await wait_until(lambda: forwarder.in_flight >= 20, 10, "messages in flight")
@@ -385,10 +385,12 @@ async def test_after_a_reconnection_nothing_new_overtakes_the_messages_paho_send
                 time.sleep(0.3)  # paho's thread, between on_connect and sending the messages in flight again
 
             client.on_connect = slow_on_connect
+            await asyncio.sleep(1.5)  # down for longer than the PUBACK timeout
             await asyncio.to_thread(fresh_mosquitto.start)
             payloads = await receive(sub, 500, 60)
             await wait_until(lambda: queue.depth.messages == 0, 30, "an empty queue")
     assert list(dict.fromkeys(payloads)) == expected(range(500))  # every message, first copies in order
+    assert forwarder.stats.republished == 0  # their PUBACKs are due from the reconnection on, not from the send
 
 
 async def test_missing_pubacks_make_the_forwarder_send_again_in_order(
