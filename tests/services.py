@@ -19,6 +19,7 @@ import hashlib
 import http.client
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -52,23 +53,49 @@ LOCALHOST = "127.0.0.1"
 
 _port_lock = threading.Lock()
 _handed_out_ports: set[int] = set()
+_port_picker = random.Random()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the source ports of outgoing connections (Linux's default if unreadable)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii").split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _bindable(port: int) -> bool:
+    """True if both a TCP and a UDP socket can bind 127.0.0.1:port now."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind((LOCALHOST, port))
+            except OSError:
+                return False
+    return True
 
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now.
+    """Return a port on 127.0.0.1 that is free right now, for TCP and for UDP.
 
-    Ports are not handed out twice by the same process, so two consecutive calls (e.g. the HTTP and
-    the RPC port of one InfluxDB) never collide with each other.
+    The port is drawn below the kernel's ephemeral range on purpose. A port from ``bind(0)`` is an
+    ephemeral one: between this call and the server's ``listen``, any outgoing connection of the
+    test (the hub's MQTT client, an agent's retry) may get it as its source port, and the server
+    then fails with EADDRINUSE (CI saw exactly that). Ports outside the range are never handed out
+    by the kernel on its own. Ports are not handed out twice by the same process, so two
+    consecutive calls (e.g. the HTTP and the RPC port of one InfluxDB) never collide.
     """
+    low, _high = _ephemeral_range()
+    # With an unusual range that starts low, there is no room below it: fall back to the whole range.
+    first, last = (10000, low - 1) if low > 11000 else (1024, 65535)
     with _port_lock:
-        for _ in range(100):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.bind((LOCALHOST, 0))
-                port = int(sock.getsockname()[1])
-            if port not in _handed_out_ports:
+        for _ in range(1000):
+            port = _port_picker.randint(first, last)
+            if port not in _handed_out_ports and _bindable(port):
                 _handed_out_ports.add(port)
                 return port
-    raise RuntimeError("could not find a free TCP port on 127.0.0.1")
+    raise RuntimeError(f"could not find a free port on {LOCALHOST} in {first}-{last}")
 
 
 def _port_in_use(port: int) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -26,12 +25,6 @@ def check(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_until_healthy(*args: str, within_s: float = 20) -> None:
     deadline = time.monotonic() + within_s
     while check(*args).returncode != 0:
@@ -49,7 +42,7 @@ def simulator() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 def test_snmp_check_asks_the_simulated_ups(simulator: list[subprocess.Popen[str]]) -> None:
-    port = free_udp_port()
+    port = free_port()
     simulator.append(
         subprocess.Popen(
             [

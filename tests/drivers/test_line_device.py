@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import yaml
+from services import free_port
 
 from cityhub.contract import DeviceEvent, Quality, Reading
 from drivers.modbus.codec import Value
@@ -368,9 +368,7 @@ async def test_a_unit_the_gateway_does_not_have_is_down(line: ModbusLine, clock:
 
 
 async def test_a_refused_connection_makes_every_point_bad(clock: Clock) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # free once closed: nothing listens there
+    port = free_port()  # nothing listens there
     nowhere = ModbusLine(LineSettings(name="gw9", transport="tcp", host="127.0.0.1", port=port, timeout_s=TIMEOUT_S))
     try:
         meter = device(nowhere, METER, clock)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from services import free_port
 
 from drivers.base import PollResult
 from drivers.onvif import OnvifCamera, OnvifDeviceConfig
@@ -108,6 +108,4 @@ def eventually() -> Callable[..., Awaitable[None]]:
 @pytest.fixture
 def closed_port() -> int:
     """A loopback port nothing listens on (connection refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()

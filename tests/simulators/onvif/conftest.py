@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
+import services
 
 from simulators.onvif.server import CameraSpec, SimulatedCamera
 
@@ -20,6 +20,4 @@ async def sim() -> AsyncIterator[SimulatedCamera]:
 @pytest.fixture
 def free_port() -> int:
     """A loopback port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return services.free_port()
