@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import socket
 import sys
 import threading
 import time
@@ -136,6 +137,8 @@ def paced_main(conn: Connection, host: str, port: int) -> None:
     topics = Topics(root)
     client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"paced-{root}",
                          protocol=MQTTProtocolVersion.MQTTv5)  # fmt: skip
+    # As an edge agent's session (cityhub.mqtt.SessionOptions.tcp_nodelay): no Nagle delay on its sends.
+    client.on_socket_open = lambda _c, _u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client.connect(host, port, keepalive=60, clean_start=True)
     client.loop_start()
     sent: dict[str, float] = {}

@@ -422,6 +422,8 @@ class MosquittoServer(_ServerProcess):
             # 0 = no limit on in-flight outgoing QoS 1/2 messages.
             "max_inflight_messages 0",
             "persistent_client_expiration 1d",
+            # As deploy/mosquitto/mosquitto.conf: no Nagle delay on alarms and alert notifications.
+            "set_tcp_nodelay true",
             f"log_dest file {self.log_path}",
             "log_type error",
             "log_type warning",

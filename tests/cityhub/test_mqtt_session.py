@@ -1,7 +1,10 @@
-"""The MQTT session's manual acknowledgements, against the real broker."""
+"""The MQTT session's manual acknowledgements and socket options, against the real broker."""
 
 from __future__ import annotations
 
+import socket
+
+import pytest
 from services import MosquittoServer
 from testkit import unique
 
@@ -26,3 +29,15 @@ async def test_unacked_counts_received_messages_until_each_is_acknowledged(mosqu
         assert consumer.unacked == 2
         assert all(consumer.ack(message) for message in received[3:])
         assert consumer.unacked == 0
+
+
+@pytest.mark.parametrize("nodelay", [True, False])
+async def test_the_socket_sends_each_packet_at_once_unless_told_otherwise(
+    mosquitto: MosquittoServer, nodelay: bool
+) -> None:
+    # paho leaves Nagle's algorithm on; an alarm or an alert must not wait behind the previous packet.
+    options = SessionOptions(client_id=unique("nodelay-"), tcp_nodelay=nodelay)
+    async with MqttSession(BrokerAddress.from_url(mosquitto.url), options) as session:
+        sock = session._client.socket()
+        assert sock is not None
+        assert bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is nodelay
