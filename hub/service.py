@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: Messages ingested between two turns of the event loop (see Hub._consume).
 RECEIVE_CHUNK = 512
+#: Messages acknowledged between two turns of the event loop (about a millisecond; see Hub._flush).
+ACK_SLICE = 128
 
 
 def tune_runtime() -> None:
@@ -359,7 +361,9 @@ class Hub:
         if batch.points:
             await self.store.write(batch.points)
         await self.devices.save(list(batch.device_states.values()))
-        for message in batch.messages:
+        for number, message in enumerate(batch.messages):
+            if number and number % ACK_SLICE == 0:
+                await asyncio.sleep(0)  # a batch's acknowledgements must not hold back the next readings
             self.session.ack(message)
         self._last_flush = time.monotonic()
         if batch.messages:

@@ -27,6 +27,9 @@ _DROPPED_RE = re.compile(r"dropped=(\d+)")
 #: Largest body sent in one request: well under InfluxDB 1.x's default max-body-size (25 MB), which
 #: closes the connection (looking like an outage) rather than answering 413.
 MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Points encoded between two turns of the event loop: about a millisecond of work, so that a batch of
+#: thousands of points does not hold back the next readings and the alerts they fire (bench/alert_latency.py).
+ENCODE_SLICE = 1_000
 
 
 class TimeSeriesStore(Protocol):
@@ -108,7 +111,7 @@ class InfluxStore:
 
     async def write(self, points: Sequence[Point]) -> None:
         """Write to InfluxDB, or spool when it is down or when older batches still wait (order)."""
-        body, count = self._encode(points)
+        body, count = await self._encode(points)
         if not count:
             return
         if self._available and self.spool.depth.batches == 0 and await self._write_direct(body, count):
@@ -123,17 +126,26 @@ class InfluxStore:
     def _spool_full(self, body: bytes) -> bool:
         return self.spool.depth.bytes + len(body) > self._spool_max_bytes
 
-    def _encode(self, points: Sequence[Point]) -> tuple[bytes, int]:
-        try:
-            return encode_points(list(points)), len(points)
-        except LineProtocolError:
-            # Validated input never gets here; if a bug lets a point through, drop that point alone
-            # rather than crash on every redelivery of the batch.
-            body, refused = encode_valid_points(list(points))
-            for point, why in refused:
-                log.error("dropped a point of %r that line protocol cannot carry: %s", point.measurement, why)
-            self._metrics.points_rejected_by_store.inc(len(refused))
-            return body, len(points) - len(refused)
+    async def _encode(self, points: Sequence[Point]) -> tuple[bytes, int]:
+        """The points as one line-protocol body and how many it holds, encoded a slice per loop turn."""
+        parts: list[bytes] = []
+        refused_count = 0
+        for start in range(0, len(points), ENCODE_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            chunk = list(points[start : start + ENCODE_SLICE])
+            try:
+                parts.append(encode_points(chunk))
+            except LineProtocolError:
+                # Validated input never gets here; if a bug lets a point through, drop that point alone
+                # rather than crash on every redelivery of the batch.
+                body, refused = encode_valid_points(chunk)
+                parts.append(body)
+                for point, why in refused:
+                    log.error("dropped a point of %r that line protocol cannot carry: %s", point.measurement, why)
+                self._metrics.points_rejected_by_store.inc(len(refused))
+                refused_count += len(refused)
+        return b"".join(parts), len(points) - refused_count
 
     async def _write_lines(self, body: bytes) -> None:
         for part in split_body(body, MAX_BODY_BYTES):
