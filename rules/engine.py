@@ -111,7 +111,9 @@ class RuleEngine:
             memory = self._remember(obs, now_ms)
             rules = touched.setdefault((obs.site, obs.device), set())
             if isinstance(obs, ReadingIn):
-                rules.update(self._woken_by_reading(obs, memory))
+                woken = self._woken_by_reading(obs, memory)
+                if woken:
+                    rules.update(woken)
             else:
                 rules.update(rule.id for rule in self._selected_rules(obs, memory))
         transitions: list[Transition] = []
@@ -205,24 +207,36 @@ class RuleEngine:
         return key not in self._pairs and key in self._scheduled
 
     def _woken_by_reading(self, obs: ReadingIn, memory: DeviceMemory) -> Iterable[str]:
-        """The rules a reading may change (readings are nearly all the traffic: see rules/index.py)."""
-        key = (obs.site, obs.device)
-        plan = self._plans.setdefault(key, {}).get(obs.metric)
+        """The rules a reading may change (readings are nearly all the traffic: see rules/index.py).
+
+        The hottest code of the hub with rules: it runs for every reading, and in nearly every call
+        nothing is woken. Hence the plain loops and the early tests, rather than one comprehension.
+        """
+        site, device, metric = obs.site, obs.device, obs.metric
+        key = (site, device)
+        plans = self._plans.get(key)
+        if plans is None:
+            plans = self._plans[key] = {}
+        plan = plans.get(metric)
         if plan is None:
-            plan = self._plans[key][obs.metric] = self._plan(obs, memory)
-        woken = [*plan.eager, *(r for r in plan.lazy if not self._can_wait(r, obs.site, obs.device))]
+            plan = plans[metric] = self._plan(obs, memory)
+        woken = list(plan.eager)
+        for rule_id in plan.lazy:
+            if not self._can_wait(rule_id, site, device):
+                woken.append(rule_id)
+        last = memory.values.get(metric)
         if plan.thresholds:
-            value = number(memory.values.get(obs.metric))
+            value = number(last)
             if value is not None:
                 woken += plan.thresholds.crossed(value)
         for group in plan.rates:
-            woken += group.reached(memory, obs.metric)
-        if plan.probes:
-            last = memory.values.get(obs.metric)
-            woken += [probe.rule_id for probe in plan.probes if probe.wakes(last)]
+            woken += group.reached(memory, metric)
+        for probe in plan.probes:
+            if probe.wakes(last):
+                woken.append(probe.rule_id)
         awake = self._awake.get(key)
-        if awake and obs.metric in awake:  # awake pairs stay awake after a rule stops selecting the device
-            woken += [r for r in awake[obs.metric] if self._selects(self.rules[r], obs.site, obs.device, memory)]
+        if awake and metric in awake:  # awake pairs stay awake after a rule stops selecting the device
+            woken += [r for r in awake[metric] if self._selects(self.rules[r], site, device, memory)]
         return woken
 
     def _plan(self, obs: ReadingIn, memory: DeviceMemory) -> ReadingPlan:

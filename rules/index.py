@@ -120,7 +120,9 @@ class RateGroup:
     def reached(self, memory: DeviceMemory, metric: str) -> tuple[str, ...]:
         """The rules whose change the metric's present rise (or fall) in the window reaches."""
         delta = Rate.delta(memory, metric, self.window_ms, self.rise)
-        return () if delta is None else self.ids[: bisect_right(self.changes, delta)]
+        if delta is None or delta < self.changes[0]:
+            return ()  # the common case: not even the smallest change asked for
+        return self.ids[: bisect_right(self.changes, delta)]
 
 
 def rate_groups(rules: Iterable[Rule]) -> tuple[RateGroup, ...]:

@@ -53,23 +53,31 @@ class DeviceMemory:
         samples = self.samples.get(metric)
         if samples is None:
             samples = self.samples[metric] = deque(maxlen=MAX_SAMPLES)
-        if samples and ts_ms < samples[-1][0]:
+        elif samples and ts_ms < samples[-1][0]:
             return  # out of order (a redelivery): the window is built from the newest samples only
-        samples.append((ts_ms, value))
-        while samples and samples[0][0] < ts_ms - windows.longest_ms:
+        sample = (ts_ms, value)  # one tuple, shared by the samples and the running extremes
+        samples.append(sample)
+        oldest = ts_ms - windows.longest_ms
+        while samples[0][0] < oldest:  # never empties: the sample just added is not older than that
             samples.popleft()
         for window_ms, rise in windows.keys:
-            self._push_extreme((metric, window_ms, rise), ts_ms, value)
+            self._push_extreme((metric, window_ms, rise), sample)
 
-    def _push_extreme(self, key: tuple[str, int, bool], ts_ms: int, value: float) -> None:
+    def _push_extreme(self, key: tuple[str, int, bool], sample: tuple[int, float]) -> None:
         extreme = self.extremes.get(key)
         if extreme is None:
             extreme = self.extremes[key] = deque()
         _, window_ms, rise = key
-        while extreme and (extreme[-1][1] >= value if rise else extreme[-1][1] <= value):
-            extreme.pop()  # never the extreme again while ``value`` is in the window
-        extreme.append((ts_ms, value))
-        while extreme[0][0] < ts_ms - window_ms or len(extreme) > MAX_SAMPLES:
+        ts_ms, value = sample
+        if rise:
+            while extreme and extreme[-1][1] >= value:
+                extreme.pop()  # never the extreme again while ``value`` is in the window
+        else:
+            while extreme and extreme[-1][1] <= value:
+                extreme.pop()
+        extreme.append(sample)
+        oldest = ts_ms - window_ms
+        while extreme[0][0] < oldest or len(extreme) > MAX_SAMPLES:
             extreme.popleft()
 
     def extreme(self, metric: str, window_ms: int, rise: bool) -> float | None:
@@ -90,7 +98,7 @@ class DeviceMemory:
         for metric, samples in self.samples.items():
             for window_ms, rise in windows[metric].keys if metric in windows else ():
                 for ts_ms, value in samples:
-                    self._push_extreme((metric, window_ms, rise), ts_ms, value)
+                    self._push_extreme((metric, window_ms, rise), (ts_ms, value))
 
     def dump(self) -> dict[str, Any]:
         """A JSON-ready copy that shares nothing mutable with the memory."""
