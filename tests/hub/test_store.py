@@ -14,7 +14,7 @@ from hub.metrics import HubMetrics
 from hub.storage.influx import InfluxV1Writer, InfluxV2Writer
 from hub.storage.lineprotocol import Point
 from hub.storage.spool import Spool
-from hub.storage.store import InfluxStore
+from hub.storage.store import ENCODE_SLICE, InfluxStore
 
 
 def points(n: int, base: int = 1_790_000_000_000) -> list[Point]:
@@ -150,3 +150,21 @@ async def test_an_unencodable_point_is_dropped_alone(tmp_path: Path, influxdb: I
     await store.aclose()
     assert count(influxdb, db) == 3
     assert metrics.registry.get_sample_value("cityhub_hub_points_rejected_by_store_total") == 1
+
+
+async def test_a_batch_of_several_slices_is_written_whole_but_its_unencodable_point(
+    tmp_path: Path, influxdb: InfluxDBServer
+) -> None:
+    # The store encodes a slice of points per loop turn; the slices must make one body, in order.
+    db = f"sliced_{uuid.uuid4().hex[:8]}"
+    metrics = HubMetrics()
+    store = store_for(influxdb, db, tmp_path / "spool.sqlite", metrics)
+    await store.open()
+    good = points(2 * ENCODE_SLICE + 500)
+    broken = Point(measurement="battery\nx", tags=(), fields=(("value", 1.0),), ts_ms=1_790_000_000_000)
+    await store.write([*good[: ENCODE_SLICE + 7], broken, *good[ENCODE_SLICE + 7 :]])
+    await store.aclose()
+    assert count(influxdb, db) == len(good)
+    assert metrics.registry.get_sample_value("cityhub_hub_points_rejected_by_store_total") == 1
+    last = influxdb.query('SELECT last("value") FROM "battery"', db=db)["results"][0]["series"][0]["values"][0][1]
+    assert last == float(len(good) - 1)
