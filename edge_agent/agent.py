@@ -310,12 +310,13 @@ class EdgeAgent:
             self._outbox.extend(messages)
             self._outbox_ready.set()
 
-    async def _write_outbox(self) -> None:
+    async def _write_outbox(self, stop: asyncio.Event) -> None:
         """Commit what the pollers produced, all devices' messages together: one disk flush for many polls.
 
         The loss window on a SIGKILL or power cut is what waits here for the current commit (milliseconds).
+        Returns after the commit under way when ``stop`` is set (and the outbox signalled).
         """
-        while True:
+        while not stop.is_set():
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
             await self._flush_outbox()
@@ -402,7 +403,7 @@ class EdgeAgent:
         try:
             async with asyncio.TaskGroup() as tasks:
                 forwarding = tasks.create_task(self.forwarder.run(), name="forwarder")
-                writing = tasks.create_task(self._write_outbox(), name="queue-writer")
+                writing = tasks.create_task(self._write_outbox(stop), name="queue-writer")
                 polls = [tasks.create_task(self._poll_forever(d, stop), name=f"poll-{d.id}") for d in self.devices]
                 polls += [
                     tasks.create_task(self._watch(d, stop), name=f"watch-{d.id}")
@@ -419,7 +420,10 @@ class EdgeAgent:
                 self.ready.set()
                 await stop.wait()
                 await asyncio.gather(*polls)
-                writing.cancel()
+                # Not cancelled: a commit cancelled half-way still lands on the database thread, after
+                # the goodbye's look at the queue, and would stay queued until the next start.
+                self._outbox_ready.set()
+                await writing
                 await self._flush_outbox()
                 await self._goodbye(drain_s)
                 forwarding.cancel()
