@@ -74,7 +74,9 @@ async def test_traps_become_events_at_once(
     await asyncio.sleep(0)
     agent.set("ups.status", "OB")
     took = await wait_until(lambda: ("ups.on_battery", True, "trap") in watch.events())
-    assert took < 0.5  # the poll interval is an hour
+    # The poll interval is an hour: anything within seconds came by the trap. (0.5 s failed once in CI
+    # at 0.518 s on a loaded 2-core machine; the bound tells trap from poll, it is not a benchmark.)
+    assert took < 5.0
     await wait_until(lambda: len(watch.results) >= 2)  # the trap's poll follows with readings
     assert any(r.readings for r in watch.results)
     agent.set("ups.status", "OB LB")
