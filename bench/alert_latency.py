@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import socket
 import sys
 import threading
 import time
@@ -54,6 +53,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from services import InfluxDBServer, MosquittoServer
 
 from cityhub.contract import MessageKind, Reading, TelemetryMessage, Topics
+from cityhub.mqtt import set_tcp_nodelay
 from hub.config import HubSettings
 from hub.service import Hub, tune_runtime
 
@@ -138,7 +138,7 @@ def paced_main(conn: Connection, host: str, port: int) -> None:
     client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"paced-{root}",
                          protocol=MQTTProtocolVersion.MQTTv5)  # fmt: skip
     # As an edge agent's session (cityhub.mqtt.SessionOptions.tcp_nodelay): no Nagle delay on its sends.
-    client.on_socket_open = lambda _c, _u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.on_socket_open = set_tcp_nodelay
     client.connect(host, port, keepalive=60, clean_start=True)
     client.loop_start()
     sent: dict[str, float] = {}

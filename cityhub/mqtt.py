@@ -123,8 +123,8 @@ class InboundMessage:
     connection: int
 
 
-def _set_tcp_nodelay(_client: paho.Client, _userdata: Any, sock: Any) -> None:
-    """paho's socket-open hook: turn Nagle's algorithm off (see SessionOptions.tcp_nodelay)."""
+def set_tcp_nodelay(_client: paho.Client, _userdata: Any, sock: Any) -> None:
+    """paho's ``on_socket_open`` hook: turn Nagle's algorithm off (see SessionOptions.tcp_nodelay)."""
     with contextlib.suppress(OSError, AttributeError):  # not a TCP socket (a test's socket pair)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -180,7 +180,7 @@ class MqttSession:
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
         if o.tcp_nodelay:
-            client.on_socket_open = _set_tcp_nodelay
+            client.on_socket_open = set_tcp_nodelay
         return client
 
     # -- lifecycle -------------------------------------------------------------------------------

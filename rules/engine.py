@@ -206,7 +206,7 @@ class RuleEngine:
         key = (rule_id, site, device)
         return key not in self._pairs and key in self._scheduled
 
-    def _woken_by_reading(self, obs: ReadingIn, memory: DeviceMemory) -> Iterable[str]:
+    def _woken_by_reading(self, obs: ReadingIn, memory: DeviceMemory) -> list[str]:
         """The rules a reading may change (readings are nearly all the traffic: see rules/index.py).
 
         The hottest code of the hub with rules: it runs for every reading, and in nearly every call

@@ -97,8 +97,8 @@ class DeviceMemory:
         self.extremes = {}
         for metric, samples in self.samples.items():
             for window_ms, rise in windows[metric].keys if metric in windows else ():
-                for ts_ms, value in samples:
-                    self._push_extreme((metric, window_ms, rise), (ts_ms, value))
+                for sample in samples:
+                    self._push_extreme((metric, window_ms, rise), sample)
 
     def dump(self) -> dict[str, Any]:
         """A JSON-ready copy that shares nothing mutable with the memory."""

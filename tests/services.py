@@ -56,24 +56,21 @@ _handed_out_ports: set[int] = set()
 _port_picker = random.Random()
 
 
-def _ephemeral_range() -> tuple[int, int]:
-    """The kernel's range for the source ports of outgoing connections (Linux's default if unreadable)."""
+def _ephemeral_low() -> int:
+    """The start of the kernel's range for the source ports of outgoing connections (Linux's default if unreadable)."""
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii").split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
-def _bindable(port: int) -> bool:
-    """True if both a TCP and a UDP socket can bind 127.0.0.1:port now."""
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind((LOCALHOST, port))
-            except OSError:
-                return False
-    return True
+def _udp_port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((LOCALHOST, port))
+        except OSError:
+            return True
+    return False
 
 
 def free_port() -> int:
@@ -86,13 +83,13 @@ def free_port() -> int:
     by the kernel on its own. Ports are not handed out twice by the same process, so two
     consecutive calls (e.g. the HTTP and the RPC port of one InfluxDB) never collide.
     """
-    low, _high = _ephemeral_range()
+    low = _ephemeral_low()
     # With an unusual range that starts low, there is no room below it: fall back to the whole range.
     first, last = (10000, low - 1) if low > 11000 else (1024, 65535)
     with _port_lock:
         for _ in range(1000):
             port = _port_picker.randint(first, last)
-            if port not in _handed_out_ports and _bindable(port):
+            if port not in _handed_out_ports and not _port_in_use(port) and not _udp_port_in_use(port):
                 _handed_out_ports.add(port)
                 return port
     raise RuntimeError(f"could not find a free port on {LOCALHOST} in {first}-{last}")
